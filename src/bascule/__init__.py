@@ -1,0 +1,3 @@
+"""Bascule: a load balancer and reverse proxy."""
+
+__version__ = "0.1.0"

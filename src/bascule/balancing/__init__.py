@@ -1,0 +1,1 @@
+"""Balancers: pick a target for a request from an upstream's targets."""

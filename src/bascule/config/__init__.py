@@ -1,0 +1,1 @@
+"""Configuration: the YAML contract, loading with line numbers, validation and the JSON Schema."""

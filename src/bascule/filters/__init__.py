@@ -1,0 +1,1 @@
+"""Filters: steps a route applies to a request and its response."""

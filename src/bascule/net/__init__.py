@@ -1,0 +1,1 @@
+"""Listening sockets and event-loop setup."""

@@ -1,0 +1,1 @@
+"""The proxy engine: downstream connections, the exchange and forwarding."""

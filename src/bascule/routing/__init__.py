@@ -1,0 +1,1 @@
+"""Routing: match a request head to the first route that wants it."""

@@ -1,0 +1,1 @@
+"""The running server: startup, signals and draining."""

@@ -1,0 +1,1 @@
+"""Telemetry: the access log."""

@@ -1,0 +1,1 @@
+"""Upstreams: targets, their live state and connection pools."""
