@@ -1,0 +1,60 @@
+"""The root of the config file: process settings and the three named sections.
+
+Listeners, routes and upstreams refer to each other by name; those references are
+checked after validation by `bascule.config.checks`, which can point at the exact key.
+"""
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from bascule.config.address import Address, BindAddress
+from bascule.config.listener import Listener
+from bascule.config.route import Route
+from bascule.config.section import Section
+from bascule.config.syntax import Name
+from bascule.config.units import Duration
+from bascule.config.upstream import Upstream
+
+__all__ = ["AccessLog", "Admin", "Config"]
+
+
+class Admin(Section):
+    """The admin API, /metrics and the dashboard."""
+
+    # The schema would show a dataclass default as {host, port}; show what YAML takes.
+    bind: Address = Field(
+        default=BindAddress("127.0.0.1", 9090), json_schema_extra={"default": "127.0.0.1:9090"}
+    )
+
+
+class AccessLog(Section):
+    """One line per request."""
+
+    enabled: bool = True
+    path: str = Field(default="-", description='"-" for stdout, otherwise a file path.')
+
+
+class Config(Section):
+    """A whole config file."""
+
+    workers: int | Literal["auto"] = Field(
+        default=1, description="Worker processes; auto = one per CPU.", union_mode="left_to_right"
+    )
+    admin: Admin | None = None
+    access_log: AccessLog = AccessLog()
+    drain_timeout: Duration = Field(
+        default=30.0,
+        description="On stop or reload, how long in-flight requests may take to finish.",
+    )
+    listeners: list[Listener] = Field(min_length=1)
+    routes: list[Route] = Field(default_factory=list)
+    upstreams: dict[Name, Upstream] = Field(default_factory=dict)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _positive_or_auto(cls, value: object) -> object:
+        # One clear message instead of one per member of the union.
+        if value == "auto" or (type(value) is int and value >= 1):
+            return value
+        raise ValueError(f"expected a whole number of at least 1, or auto; got {value!r}")
