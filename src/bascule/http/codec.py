@@ -1,0 +1,285 @@
+"""The sans-IO HTTP/1.1 codec: bytes in, head/body/end callbacks out.
+
+httptools (llhttp) validates every byte and decodes bodies; this module adds what it cannot
+tell us: where a message ends inside a buffer. Rules:
+
+1. A head ends at the first CRLFCRLF (llhttp refuses bare-LF line endings, so there is no
+   other way for it to end). We feed the parser only up to there.
+2. A Content-Length body is fed exactly its remaining length.
+3. A chunked body can only end right after a CRLFCRLF (last chunk, optional trailers, empty
+   line), so it is fed in pieces that stop at each CRLFCRLF; after each piece we ask whether
+   the message completed.
+4. So `feed()` never lets the parser run into the next message: the bytes after a message
+   are handed back to the caller, who feeds them when it is ready for the next one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import httptools
+
+from bascule.http.errors import HttpError
+from bascule.http.head import RequestHead, ResponseHead
+
+_HEAD = 0
+_BODY_LENGTH = 1
+_BODY_CHUNKED = 2
+_BODY_UNTIL_CLOSE = 3  # responses only
+
+
+class RequestHandler(Protocol):
+    def on_request_head(self, head: RequestHead) -> None: ...
+    def on_request_body(self, chunk: bytes) -> None: ...
+    def on_request_end(self) -> None: ...
+
+
+class ResponseHandler(Protocol):
+    def on_informational(self, head: ResponseHead) -> None: ...
+    def on_response_head(self, head: ResponseHead) -> None: ...
+    def on_response_body(self, chunk: bytes) -> None: ...
+    def on_response_end(self) -> None: ...
+
+
+def _unwrap(exc: httptools.HttpParserError) -> BaseException:
+    """A handler's own exception comes back wrapped by the parser; give the original."""
+    if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ is not None:
+        return exc.__context__
+    return HttpError(400, f"malformed message: {exc}")
+
+
+class _MessageReader:
+    __slots__ = (
+        "_complete",
+        "_head_buf",
+        "_max_header_bytes",
+        "_parser",
+        "_raw",
+        "_remaining",
+        "_state",
+        "upgraded_at",
+    )
+
+    def __init__(self, max_header_bytes: int) -> None:
+        self._max_header_bytes = max_header_bytes
+        self._head_buf = b""
+        self._raw = b""
+        self._state = _HEAD
+        self._remaining = 0
+        self._complete = False
+        self.upgraded_at = -1
+        self._parser: Any = self._new_parser()  # a request or a response parser
+
+    def _new_parser(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def in_head(self) -> bool:
+        """True between messages or inside a head: the connection is not mid-body."""
+        return self._state == _HEAD
+
+    @property
+    def head_started(self) -> bool:
+        return bool(self._head_buf)
+
+    def _parse(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgraded_at = upgrade.args[0]
+        except httptools.HttpParserError as exc:
+            raise _unwrap(exc) from None
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
+        while True:
+            state = self._state
+            if state == _HEAD:
+                rest = self._feed_head(data)
+                if rest is None:
+                    return None
+                if self._complete:
+                    return self._finish(rest)
+                data = rest
+                if not data:
+                    return None
+            elif state == _BODY_LENGTH:
+                remaining = self._remaining
+                if len(data) < remaining:
+                    self._remaining = remaining - len(data)
+                    self._parse(data)
+                    return None
+                self._parse(data[:remaining] if len(data) > remaining else data)
+                return self._finish(data[remaining:])
+            elif state == _BODY_CHUNKED:
+                start = 0
+                while True:
+                    end = data.find(b"\r\n\r\n", start)
+                    if end < 0:
+                        self._parse(data[start:] if start else data)
+                        return None
+                    end += 4
+                    self._parse(data[start:end])
+                    if self._complete:
+                        return self._finish(data[end:])
+                    start = end
+            else:
+                self._parse(data)
+                return None
+
+    def _feed_head(self, data: bytes) -> bytes | None:
+        held = self._head_buf
+        buf = held + data if held else data
+        end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
+        if end < 0:
+            if len(buf) > self._max_header_bytes:
+                self._refuse_oversized(buf)
+            self._parse(data)  # validate early: garbage is refused now, not at the timeout
+            self._head_buf = buf
+            return None
+        end += 4
+        if end > self._max_header_bytes:
+            self._refuse_oversized(buf[:end])
+        self._raw = buf[:end]
+        self._head_buf = b""
+        fed = end - len(held)
+        self._parse(data[:fed] if fed < len(data) else data)
+        if self.upgraded_at >= 0:
+            self._complete = True
+        return data[fed:]
+
+    def _refuse_oversized(self, buf: bytes) -> None:
+        raise HttpError(431, "the header block is larger than the limit")
+
+    def _finish(self, rest: bytes) -> bytes:
+        self._state = _HEAD
+        self._complete = False
+        return rest
+
+    def eof(self) -> bool:
+        """The peer closed. True if that ends the current message (a read-until-close body)."""
+        return False
+
+    # -- httptools callbacks -------------------------------------------------------------
+
+    def on_body(self, body: bytes) -> None:
+        raise NotImplementedError
+
+    def on_message_complete(self) -> None:
+        self._complete = True
+
+
+class RequestReader(_MessageReader):
+    """Reads requests from a client. One message at a time; see the module rules."""
+
+    __slots__ = ("_handler", "_max_uri_bytes", "_url")
+
+    def __init__(self, handler: RequestHandler, max_header_bytes: int, max_uri_bytes: int) -> None:
+        self._handler = handler
+        self._max_uri_bytes = max_uri_bytes
+        self._url = b""
+        super().__init__(max_header_bytes)
+
+    def _new_parser(self) -> Any:
+        return httptools.HttpRequestParser(self)
+
+    def _refuse_oversized(self, buf: bytes) -> None:
+        line_end = buf.find(b"\r\n")
+        if line_end < 0 or line_end > self._max_uri_bytes:
+            raise HttpError(414, "the request line is longer than the URI limit")
+        raise HttpError(431, "the request header block is larger than the limit")
+
+    def on_url(self, url: bytes) -> None:
+        self._url = self._url + url if self._url else url
+
+    def on_headers_complete(self) -> None:
+        url = self._url
+        self._url = b""
+        if len(url) > self._max_uri_bytes:
+            raise HttpError(414, "the request URI is longer than the limit")
+        parser = self._parser
+        version = parser.get_http_version().encode()
+        if version not in (b"1.1", b"1.0"):
+            raise HttpError(505, f"HTTP/{version.decode()} is not supported; use HTTP/1.1")
+        head = RequestHead(self._raw, version, parser.get_method(), url)
+        if head.chunked:
+            self._state = _BODY_CHUNKED
+        elif head.content_length:
+            self._state = _BODY_LENGTH
+            self._remaining = head.content_length
+        self._handler.on_request_head(head)
+
+    def on_body(self, body: bytes) -> None:
+        self._handler.on_request_body(body)
+
+    def on_message_complete(self) -> None:
+        self._complete = True
+        self._handler.on_request_end()
+
+
+class ResponseReader(_MessageReader):
+    """Reads responses from a target. Call `expect()` before each response is due."""
+
+    __slots__ = ("_handler", "_head_request")
+
+    def __init__(self, handler: ResponseHandler, max_header_bytes: int) -> None:
+        self._handler = handler
+        self._head_request = False
+        super().__init__(max_header_bytes)
+
+    def _new_parser(self) -> Any:
+        return httptools.HttpResponseParser(self)
+
+    def expect(self, head_request: bool) -> None:
+        """The next response answers a HEAD request (headers only, whatever they say)."""
+        self._head_request = head_request
+
+    def feed(self, data: bytes) -> bytes | None:
+        rest = super().feed(data)
+        # A HEAD response leaves llhttp waiting for a body that never comes: start afresh.
+        if rest is not None and self._head_request:
+            self._parser = self._new_parser()
+        return rest
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        status = parser.get_status_code()
+        head = ResponseHead(self._raw, parser.get_http_version().encode(), status)
+        if 100 <= status < 200 and status != 101:
+            self._handler.on_informational(head)
+            return
+        if self._head_request or status in (204, 304):
+            self._complete = True
+        elif head.chunked:
+            self._state = _BODY_CHUNKED
+        elif head.content_length is not None:
+            if head.content_length:
+                self._state = _BODY_LENGTH
+                self._remaining = head.content_length
+        elif status != 101:
+            self._state = _BODY_UNTIL_CLOSE
+        self._handler.on_response_head(head)
+        if self._head_request:
+            self._handler.on_response_end()
+
+    def on_body(self, body: bytes) -> None:
+        self._handler.on_response_body(body)
+
+    def on_message_complete(self) -> None:
+        if (
+            self._state == _HEAD
+            and not self._complete
+            and 100 <= self._parser.get_status_code() < 200
+        ):
+            return  # the end of a 1xx interim response: the final one follows
+        if self._head_request:
+            return
+        self._complete = True
+        self._handler.on_response_end()
+
+    def eof(self) -> bool:
+        if self._state == _BODY_UNTIL_CLOSE:
+            self._state = _HEAD
+            self._handler.on_response_end()
+            return True
+        return False

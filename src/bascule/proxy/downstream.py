@@ -1,0 +1,592 @@
+"""DownstreamConnection: one client connection, from accept to close.
+
+Everything happens in Protocol callbacks; a task exists only while a new connection to a
+target is being opened. One exchange is active at a time: bytes of a pipelined next request
+are held (and reading paused) until the current response has been sent, which keeps
+responses in order and memory bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from time import monotonic
+from typing import cast
+
+from bascule.balancing import PickContext
+from bascule.http.codec import RequestReader
+from bascule.http.errors import HttpError, error_body, simple_response
+from bascule.http.forwarding import upstream_request_head
+from bascule.http.head import RequestHead
+from bascule.proxy.errors import ProxyError, Source
+from bascule.proxy.exchange import Exchange
+from bascule.proxy.listener_context import ListenerContext
+from bascule.proxy.upstream_connection import UpstreamConnection
+from bascule.routing.actions import Redirect, Respond
+from bascule.upstream.connection_pool import ConnectTimeout
+from bascule.upstream.target import Target
+
+log = logging.getLogger("bascule.proxy")
+
+# Why reading from the client is paused; reading resumes when no reason is left.
+_HELD = 1  # a pipelined request waits for the current response
+_CONNECTING = 2  # request bytes wait for a connection to the target
+_UPSTREAM_FULL = 4  # the target reads the request body slower than the client sends it
+
+
+class DownstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_head_since",
+        "_held",
+        "_idle_since",
+        "_last_read",
+        "_paused",
+        "_requests",
+        "_timer",
+        "_timer_at",
+        "_write_paused",
+        "_write_paused_at",
+        "client_ip",
+        "ctx",
+        "ex",
+        "loop",
+        "reader",
+        "transport",
+        "tunnel",
+    )
+
+    def __init__(self, ctx: ListenerContext) -> None:
+        self.ctx = ctx
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.reader = RequestReader(self, ctx.max_header_bytes, ctx.max_uri_bytes)
+        self.client_ip = b""
+        self.ex: Exchange | None = None
+        self.tunnel: UpstreamConnection | None = None
+        self._held = b""
+        self._paused = 0
+        self._requests = 0
+        self._write_paused = False
+        self._write_paused_at = 0.0
+        self._head_since = self._idle_since = self._last_read = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    @property
+    def draining(self) -> bool:
+        return self.ctx.draining
+
+    # -- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        self.client_ip = peer[0].encode() if peer else b"-"
+        self.ctx.connections.add(self)
+        now = self.loop.time()
+        self._head_since = self._idle_since = self._last_read = now
+        self._arm(now + self.ctx.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel.send(data)
+            return
+        now = self._last_read = self.loop.time()
+        ex = self.ex
+        if ex is not None and ex.request_done:
+            self._held += data
+            self._pause(_HELD)
+            return
+        if ex is None and not self.reader.head_started:
+            self._head_since = now
+        self._feed(data)
+
+    def eof_received(self) -> bool | None:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self._cancel_timer()
+        self.ctx.forget(self)
+        ex = self.ex
+        if ex is None:
+            return
+        self.ex = None
+        conn = ex.upstream_conn
+        if self.tunnel is not None:
+            self.tunnel = None
+            if conn is not None:
+                conn.ex = conn.client = None
+                conn.close()
+            self._log(ex)
+            return
+        if not ex.response_done:
+            ex.error = ProxyError(
+                Source.DOWNSTREAM, 499, "client closed the connection before the response ended"
+            )
+            if not ex.response_started:
+                ex.status = 499
+            if conn is not None:
+                if conn.ex is ex and ex.target is not None:
+                    ex.target.in_flight -= 1
+                conn.detach()
+            self._log(ex)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._write_paused_at = self.loop.time()
+        ex = self.ex
+        if ex is not None and ex.upstream_conn is not None:
+            ex.upstream_conn.pause_reading()
+        self._arm(self._write_paused_at + self.ctx.body_timeout)
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        ex = self.ex
+        if ex is not None and ex.upstream_conn is not None:
+            ex.upstream_conn.resume_reading()
+
+    # -- used by UpstreamConnection --------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def pause_reading_for_upstream(self) -> None:
+        self._pause(_UPSTREAM_FULL)
+
+    def resume_reading_for_upstream(self) -> None:
+        self._resume(_UPSTREAM_FULL)
+
+    def start_tunnel(self, conn: UpstreamConnection) -> None:
+        """The target switched protocols: from now on bytes pass untouched both ways."""
+        self.tunnel = conn
+        self._cancel_timer()  # the target connection's timer watches the tunnel's idle time
+        if self._held:
+            conn.send(self._held)
+            self._held = b""
+        self._resume(_HELD)
+
+    def end_tunnel(self) -> None:
+        ex, self.ex = self.ex, None
+        self.tunnel = None
+        if ex is not None:
+            self._log(ex)
+        self._close()
+
+    def exchange_finished(self, ex: Exchange) -> None:
+        """The response has been sent in full (or the exchange is otherwise over)."""
+        if ex is not self.ex:
+            return
+        self.ex = None
+        self._log(ex)
+        if ex.close_after or not ex.request_done or not ex.head.keep_alive or self.ctx.draining:
+            self._close()
+            return
+        self._idle_since = self.loop.time()
+        # The timer may be set for much later (a body or header deadline); an idle
+        # keep-alive connection must close after keepalive_timeout, not after that.
+        self._arm(self._idle_since + self.ctx.keepalive_timeout)
+        held = self._held
+        if held:
+            self._held = b""
+            self._head_since = self._idle_since
+            self._feed(held)
+        current = self.ex
+        if current is None or not current.request_done:
+            self._resume(_HELD)
+
+    def upstream_failed(self, ex: Exchange, error: ProxyError) -> None:
+        if ex is not self.ex:
+            return
+        ex.upstream_conn = None
+        if error.retry_safe and not ex.response_started and self._retry(ex):
+            return
+        ex.error = error
+        target = ex.target.name if ex.target is not None else "-"
+        log.warning(
+            "%d %s: %s (target=%s route=%s client=%s %s %s)",
+            error.status,
+            error.source.value,
+            error.message,
+            target,
+            ex.plan.name if ex.plan else "-",
+            self.client_ip.decode(),
+            ex.head.method.decode(),
+            ex.head.path.decode("latin-1"),
+        )
+        if ex.response_started:
+            # Part of the response is out: closing is the only honest signal left.
+            self.ex = None
+            self._log(ex)
+            self._close()
+            return
+        self._respond(ex, error.status, error_body(error.status, error.message))
+
+    def close_if_idle(self) -> None:
+        if self.ex is None:
+            self._close()
+
+    # -- request callbacks from the codec --------------------------------------------------
+
+    def on_request_head(self, head: RequestHead) -> None:
+        ctx = self.ctx
+        ex = self.ex = Exchange(head, monotonic())
+        self._requests += 1
+        if head.wants_upgrade:
+            # if the target refuses the upgrade, what the client sends next is not HTTP
+            ex.close_after = True
+        if head.method == b"CONNECT":
+            self._refuse(ex, 405, "CONNECT is not supported: Bascule is a reverse proxy")
+            return
+        route = ctx.router.match(head.method, head.host, head.path, head.header)
+        if route is None:
+            self._refuse(ex, 404, "no route matches this request")
+            return
+        plan = ex.plan = ctx.plans[route]
+        if plan.upstream is None:
+            action = route.action
+            if isinstance(action, Redirect):
+                location = action.location(ctx.scheme, head.host, head.path, head.query)
+                self._respond(ex, action.status, b"", extra=b"\r\nLocation: " + location)
+            else:
+                assert isinstance(action, Respond)
+                self._respond(
+                    ex,
+                    action.status,
+                    action.body,
+                    content_type=action.content_type,
+                    extra=plan.respond_lines,
+                )
+            return
+        if head.content_length is not None and head.content_length > ctx.max_body_bytes:
+            self._refuse(ex, 413, f"the request body is larger than {ctx.max_body_bytes} bytes")
+            return
+        ex.pick = PickContext(self.client_ip)
+        self._dispatch(ex)
+
+    def on_request_body(self, chunk: bytes) -> None:
+        ex = self.ex
+        if ex is None or ex.local:
+            return
+        ex.bytes_in += len(chunk)
+        if ex.bytes_in > self.ctx.max_body_bytes:
+            raise HttpError(413, f"the request body is larger than {self.ctx.max_body_bytes} bytes")
+        if ex.head.chunked:
+            chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        conn = ex.upstream_conn
+        if conn is None:
+            ex.pending.append(chunk)
+        else:
+            conn.send(chunk)
+
+    def on_request_end(self) -> None:
+        ex = self.ex
+        if ex is None:
+            return
+        ex.request_done = True
+        if ex.local:
+            if ex.response_done:
+                self.exchange_finished(ex)
+            return
+        if ex.head.chunked:
+            if ex.upstream_conn is None:
+                ex.pending.append(b"0\r\n\r\n")
+            else:
+                ex.upstream_conn.send(b"0\r\n\r\n")
+
+    # -- forwarding ------------------------------------------------------------------------
+
+    def _dispatch(self, ex: Exchange, *, fresh: bool = False) -> None:
+        plan = ex.plan
+        assert plan is not None and plan.upstream is not None and ex.pick is not None
+        target = next(plan.upstream.candidates(ex.pick), None)
+        if target is None:
+            self._respond_error(
+                ex,
+                ProxyError(
+                    Source.UPSTREAM,
+                    503,
+                    f"no target of upstream '{plan.upstream.name}' is available",
+                ),
+            )
+            return
+        ex.target = target
+        target.in_flight += 1
+        head = self._upstream_head(ex, target)
+        conn = None if fresh else target.pool.take_idle()
+        if conn is not None:
+            assert isinstance(conn, UpstreamConnection)
+            self._begin(conn, ex, head)
+            return
+        self._pause(_CONNECTING)
+        self.loop.create_task(self._connect(ex, target, head))
+
+    def _begin(self, conn: UpstreamConnection, ex: Exchange, head: bytes) -> None:
+        conn.begin(ex, self, head)
+        if self._write_paused:
+            conn.pause_reading()
+
+    async def _connect(self, ex: Exchange, target: Target, head: bytes) -> None:
+        timeout = target.pool.connect_timeout
+        try:
+            conn = await target.pool.connect()
+        except ConnectTimeout:
+            error = ProxyError(
+                Source.UPSTREAM,
+                504,
+                f"connecting to target {target.name} timed out after {timeout:g}s",
+                retry_safe=True,
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            error = ProxyError(
+                Source.UPSTREAM,
+                502,
+                f"connecting to target {target.name} failed: {reason}",
+                retry_safe=True,
+            )
+        else:
+            assert isinstance(conn, UpstreamConnection)
+            if self.ex is not ex or self.transport is None:
+                target.in_flight -= 1
+                target.pool.put_back(conn)  # still a good connection for someone else
+                return
+            self._resume(_CONNECTING)
+            self._begin(conn, ex, head)
+            return
+        target.in_flight -= 1
+        self._resume(_CONNECTING)
+        self.upstream_failed(ex, error)
+
+    def _retry(self, ex: Exchange) -> bool:
+        """Send the request again where that cannot do harm.
+
+        A failed connect sent nothing: try the next target not yet tried. A reused
+        keep-alive connection that the target had closed: once more on a new connection to
+        the same target, if the request had no body (its bytes may be gone).
+        """
+        assert ex.pick is not None and ex.target is not None
+        if ex.upstream_started:
+            if ex.head.has_body or ex.attempts > 1:
+                return False
+            ex.upstream_started = 0.0
+            ex.attempts += 1
+            self._dispatch(ex, fresh=True)
+            return True
+        ex.attempts += 1
+        exclude = ex.pick.exclude | {ex.target}
+        ex.pick = PickContext(self.client_ip, exclude=exclude)
+        plan = ex.plan
+        assert plan is not None and plan.upstream is not None
+        if len(exclude) >= len(plan.upstream.targets):
+            return False
+        self._dispatch(ex)
+        return True
+
+    def _upstream_head(self, ex: Exchange, target: Target) -> bytes:
+        head = ex.head
+        plan = ex.plan
+        assert plan is not None
+        path_and_query = head.target
+        if plan.rewrite is not None:
+            path = plan.rewrite.apply(head.path)
+            path_and_query = path + b"?" + head.query if head.query else path
+        host = None if plan.preserve_host and head.host else target.address
+        return upstream_request_head(
+            head,
+            self.ctx.forwarding,
+            self.client_ip,
+            path_and_query,
+            host,
+            plan.request_added,
+            plan.request_remove,
+        )
+
+    # -- answering ourselves ---------------------------------------------------------------
+
+    def _respond(
+        self,
+        ex: Exchange,
+        status: int,
+        body: bytes,
+        *,
+        content_type: bytes = b"text/plain; charset=utf-8",
+        extra: bytes = b"",
+    ) -> None:
+        """Answer `ex` without a target (respond/redirect routes and errors)."""
+        ex.local = True
+        ex.status = status
+        ex.response_started = ex.response_done = True
+        ex.bytes_out = len(body)
+        head = ex.head
+        if head.has_body and not ex.request_done:
+            ex.close_after = True  # its body is still on the way; don't wait for it
+        close = ex.close_after or not head.keep_alive or self.ctx.draining
+        ex.close_after = close
+        plan = ex.plan
+        if plan is not None and plan.response_added:
+            extra += plan.response_added
+        self.send(
+            simple_response(
+                status,
+                body,
+                content_type=content_type,
+                close=close,
+                extra=extra,
+                head_only=head.method == b"HEAD",
+            )
+        )
+        if ex.request_done or close:
+            self.exchange_finished(ex)
+
+    def _refuse(self, ex: Exchange, status: int, message: str) -> None:
+        self._respond_error(ex, ProxyError(Source.DOWNSTREAM, status, message))
+
+    def _respond_error(self, ex: Exchange, error: ProxyError) -> None:
+        ex.error = error
+        self._respond(ex, error.status, error_body(error.status, error.message))
+
+    def _reject(self, status: int, reason: str) -> None:
+        """The client sent something unacceptable: answer if we still can, then close."""
+        ex = self.ex
+        error = ProxyError(Source.DOWNSTREAM, status, reason)
+        log.info("%d downstream: %s (client=%s)", status, reason, self.client_ip.decode())
+        if ex is None:
+            ex = Exchange(_UNPARSED, monotonic())
+        self.ex = None
+        ex.error = error
+        conn = ex.upstream_conn
+        if conn is not None:
+            if conn.ex is ex and ex.target is not None:
+                ex.target.in_flight -= 1
+            conn.detach()
+        if not ex.response_started:
+            ex.status = status
+            self.send(simple_response(status, error_body(status, reason), close=True))
+        self._log(ex)
+        self._close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        reader = self.reader
+        while True:
+            try:
+                rest = reader.feed(data)
+            except HttpError as exc:
+                self._reject(exc.status, exc.reason)
+                return
+            except Exception:
+                log.exception(
+                    "internal error while reading a request from %s", self.client_ip.decode()
+                )
+                self._reject(500, "internal error")
+                return
+            ex = self.ex
+            if rest is None:
+                if ex is None:
+                    self._arm(self._head_since + self.ctx.header_timeout)
+                elif not ex.request_done:
+                    self._arm(self._last_read + self.ctx.body_timeout)
+                return
+            if not rest or self.transport is None or self.transport.is_closing():
+                return
+            if ex is not None:
+                self._held = rest
+                self._pause(_HELD)
+                return
+            data = rest
+            self._head_since = self.loop.time()
+
+    def _pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def _resume(self, reason: int) -> None:
+        if not self._paused & reason:
+            return
+        self._paused &= ~reason
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _log(self, ex: Exchange) -> None:
+        self.ctx.access_log.write(self.client_ip, ex)
+
+    # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return  # fires earlier and re-evaluates
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.transport is None or self.tunnel is not None:
+            return
+        now = self.loop.time()
+        ctx = self.ctx
+        ex = self.ex
+        if self._write_paused:
+            deadline = self._write_paused_at + ctx.body_timeout
+            if now >= deadline:
+                log.info(
+                    "downstream: client %s read nothing for %gs; closing",
+                    self.client_ip.decode(),
+                    ctx.body_timeout,
+                )
+                self._abandon(ex, "client stopped reading the response")
+                return
+        elif ex is None:
+            if self.reader.head_started:
+                deadline = self._head_since + ctx.header_timeout
+                if now >= deadline:
+                    self._reject(
+                        408, f"the request head did not arrive within {ctx.header_timeout:g}s"
+                    )
+                    return
+            else:
+                limit = ctx.header_timeout if self._requests == 0 else ctx.keepalive_timeout
+                deadline = self._idle_since + limit
+                if now >= deadline:
+                    self._close()  # nothing was asked: nothing to answer
+                    return
+        elif not ex.request_done and not ex.local and not self._paused:
+            deadline = self._last_read + ctx.body_timeout
+            if now >= deadline:
+                self._reject(408, f"the request body stalled for {ctx.body_timeout:g}s")
+                return
+        else:
+            deadline = now + ctx.body_timeout
+        self._arm(deadline)
+
+    def _abandon(self, ex: Exchange | None, reason: str) -> None:
+        if ex is not None:
+            self.ex = None
+            ex.error = ProxyError(Source.DOWNSTREAM, 499, reason)
+            conn = ex.upstream_conn
+            if conn is not None:
+                if conn.ex is ex and ex.target is not None:
+                    ex.target.in_flight -= 1
+                conn.detach()
+            self._log(ex)
+        if self.transport is not None:
+            self.transport.abort()
+
+
+# The stand-in head for a request refused before its head could be parsed.
+_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", b"1.1", b"-", b"-")

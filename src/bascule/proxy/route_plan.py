@@ -1,0 +1,47 @@
+"""A route compiled for the hot path: its action, and its filters reduced to bytes."""
+
+from __future__ import annotations
+
+import re
+
+from bascule.filters.path_rewrite import PathRewrite
+from bascule.routing.route import Route
+from bascule.upstream.upstream import Upstream
+
+
+class RoutePlan:
+    __slots__ = (
+        "name",
+        "preserve_host",
+        "request_added",
+        "request_remove",
+        "respond_lines",
+        "response_added",
+        "response_remove",
+        "rewrite",
+        "route",
+        "upstream",
+    )
+
+    def __init__(
+        self,
+        route: Route,
+        upstream: Upstream | None,
+        *,
+        rewrite: PathRewrite | None = None,
+        request_added: bytes = b"",
+        request_remove: re.Pattern[bytes] | None = None,
+        response_added: bytes = b"",
+        response_remove: re.Pattern[bytes] | None = None,
+        respond_lines: bytes = b"",
+    ) -> None:
+        self.route = route
+        self.name = route.name
+        self.upstream = upstream
+        self.preserve_host = route.preserve_host
+        self.rewrite = rewrite
+        self.request_added = request_added  # "\r\nName: value" lines appended upstream
+        self.request_remove = request_remove  # header lines dropped before forwarding
+        self.response_added = response_added
+        self.response_remove = response_remove
+        self.respond_lines = respond_lines  # a respond action's own header lines

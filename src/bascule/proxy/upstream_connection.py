@@ -1,0 +1,349 @@
+"""UpstreamConnection: one connection to a target, carrying one exchange at a time.
+
+It parses the target's response with the sans-IO codec and writes it to the client as it
+arrives; bytes produced by one `data_received` are written in one call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from time import monotonic
+from typing import TYPE_CHECKING, cast
+
+from bascule.http.codec import ResponseReader
+from bascule.http.errors import HttpError
+from bascule.http.forwarding import downstream_response_head
+from bascule.http.head import ResponseHead
+from bascule.proxy.errors import ProxyError, Source
+
+if TYPE_CHECKING:
+    from bascule.proxy.downstream import DownstreamConnection
+    from bascule.proxy.exchange import Exchange
+    from bascule.upstream.connection_pool import ConnectionPool
+    from bascule.upstream.upstream import Upstream
+
+_MAX_RESPONSE_HEAD = 64 * 1024  # what a target may send us as a response head
+
+
+class UpstreamConnection(asyncio.Protocol):
+    __slots__ = (
+        "_keeps_alive",
+        "_out",
+        "_reading_paused",
+        "_timer",
+        "_timer_at",
+        "client",
+        "ex",
+        "idle_since",
+        "last_activity",
+        "loop",
+        "pool",
+        "reader",
+        "requests",
+        "transport",
+        "tunnel",
+        "upstream",
+    )
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.reader = ResponseReader(self, _MAX_RESPONSE_HEAD)
+        self.ex: Exchange | None = None
+        self.client: DownstreamConnection | None = None
+        self.pool: ConnectionPool | None = None  # set while parked idle
+        self.requests = 0  # exchanges carried, so a stale keep-alive connection is recognised
+        self.tunnel = False
+        self.idle_since = 0.0
+        self.last_activity = 0.0
+        self._out: list[bytes] = []
+        self._keeps_alive = False
+        self._reading_paused = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    # -- pool contract ---------------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def park(self, pool: ConnectionPool) -> None:
+        self.pool = pool
+        self.idle_since = self.loop.time()
+        self._arm(self.idle_since + pool.idle_timeout)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- carrying an exchange --------------------------------------------------------------
+
+    def begin(self, ex: Exchange, client: DownstreamConnection, head: bytes) -> None:
+        """Send `head` (and any request bytes waiting) for `ex`; its response comes to `client`."""
+        self.pool = None
+        self.ex = ex
+        self.client = client
+        self.requests += 1
+        ex.upstream_conn = self
+        self.reader.expect(ex.head.method == b"HEAD")
+        transport = self.transport
+        assert transport is not None
+        if ex.pending:
+            transport.write(head + b"".join(ex.pending))
+            ex.pending.clear()
+        else:
+            transport.write(head)
+        ex.upstream_started = monotonic()
+        now = self.last_activity = self.loop.time()
+        self._arm(now + self.upstream.read_timeout)
+
+    def send(self, data: bytes) -> None:
+        """Request body bytes (already framed) or tunnel bytes from the client."""
+        assert self.transport is not None
+        self.transport.write(data)
+        if self.tunnel:
+            self.last_activity = self.loop.time()
+
+    def detach(self) -> None:
+        """The client is gone mid-exchange: this connection's state is unknown, discard it."""
+        self.ex = None
+        self.client = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        client = self.client
+        if self.tunnel:
+            if client is not None:
+                self.last_activity = self.loop.time()
+                client.send(data)
+            return
+        ex = self.ex
+        if ex is None or client is None:
+            # bytes from an idle target: a late "close" notice or garbage; never reuse it
+            self.close()
+            return
+        self.last_activity = self.loop.time()
+        try:
+            rest = self.reader.feed(data)
+        except HttpError as exc:
+            self._fail(ProxyError(Source.UPSTREAM, 502, f"invalid response from target: {exc}"))
+            return
+        if self._out:
+            out = self._out
+            client.send(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
+        if self.tunnel:
+            if rest:
+                client.send(rest)
+            client.start_tunnel(self)
+        elif ex.response_done:
+            self._finish(ex, client, reusable=not rest)
+
+    def eof_received(self) -> bool | None:
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self.transport = None
+        if self.pool is not None:
+            self.pool.forget(self)
+            self.pool = None
+            return
+        ex, client = self.ex, self.client
+        if ex is None or client is None:
+            return
+        if self.tunnel:
+            self.ex = self.client = None
+            client.end_tunnel()
+            return
+        if self.reader.eof():  # a body delimited by the close
+            if self._out:
+                client.send(b"".join(self._out))
+                self._out.clear()
+            self._finish(ex, client, reusable=False)
+            return
+        if ex.response_started:
+            message = "target closed the connection in the middle of the response"
+        else:
+            message = "target closed the connection before responding"
+        stale = self.requests > 1 and not ex.response_started
+        self._fail(ProxyError(Source.UPSTREAM, 502, message, retry_safe=stale))
+
+    def pause_writing(self) -> None:
+        if self.client is not None:
+            self.client.pause_reading_for_upstream()
+
+    def resume_writing(self) -> None:
+        if self.client is not None:
+            self.client.resume_reading_for_upstream()
+
+    def pause_reading(self) -> None:
+        """The client reads slower than the target sends."""
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused:
+            self._reading_paused = False
+            self.last_activity = self.loop.time()
+            self.transport.resume_reading()
+
+    # -- response callbacks from the codec -------------------------------------------------
+
+    def on_informational(self, head: ResponseHead) -> None:
+        ex = self.ex
+        if ex is not None and ex.head.version == b"1.1":
+            self._out.append(head.raw)  # 100 Continue and friends, as received
+
+    def on_response_head(self, head: ResponseHead) -> None:
+        ex = self.ex
+        assert ex is not None and self.client is not None
+        ex.status = status = head.status
+        ex.response_started = True
+        request = ex.head
+        plan = ex.plan
+        assert plan is not None
+        if status == 101:
+            if not request.wants_upgrade:
+                raise HttpError(502, "target switched protocols without being asked to")
+            self.tunnel = True
+            self._out.append(
+                downstream_response_head(
+                    head,
+                    chunked=False,
+                    close=False,
+                    keep_alive_1_0=False,
+                    added=plan.response_added,
+                    remove=plan.response_remove,
+                )
+            )
+            return
+        self._keeps_alive = head.keep_alive
+        close = ex.close_after or not request.keep_alive or self.client.draining
+        has_body = request.method != b"HEAD" and status not in (204, 304)
+        chunked = False
+        if head.chunked or (head.content_length is None and has_body):
+            if request.version == b"1.1":
+                chunked = True
+            else:
+                close = True  # a 1.0 client learns the end of the body from the close
+        ex.close_after = close
+        ex.response_chunked = chunked and has_body
+        self._out.append(
+            downstream_response_head(
+                head,
+                chunked=chunked,
+                close=close,
+                keep_alive_1_0=request.version == b"1.0" and not close,
+                added=plan.response_added,
+                remove=plan.response_remove,
+            )
+        )
+
+    def on_response_body(self, chunk: bytes) -> None:
+        ex = self.ex
+        assert ex is not None
+        ex.bytes_out += len(chunk)
+        if ex.response_chunked:
+            self._out.append(b"%x\r\n" % len(chunk))
+            self._out.append(chunk)
+            self._out.append(b"\r\n")
+        else:
+            self._out.append(chunk)
+
+    def on_response_end(self) -> None:
+        ex = self.ex
+        assert ex is not None
+        if ex.response_chunked:
+            self._out.append(b"0\r\n\r\n")
+        ex.response_done = True
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def _finish(self, ex: Exchange, client: DownstreamConnection, *, reusable: bool) -> None:
+        self.ex = None
+        self.client = None
+        self._cancel_timer()
+        if ex.target is not None:
+            ex.target.in_flight -= 1
+        if (
+            reusable
+            and ex.request_done
+            and self.reader.in_head
+            and self.transport is not None
+            and ex.target is not None
+            and ex.status != 101
+            and self._keeps_alive
+        ):
+            ex.target.pool.put_back(self)
+        else:
+            self.close()
+        client.exchange_finished(ex)
+
+    def _fail(self, error: ProxyError) -> None:
+        ex, client = self.ex, self.client
+        self.ex = None
+        self.client = None
+        self._cancel_timer()
+        self._out.clear()
+        if self.transport is not None:
+            self.transport.abort()
+        if ex is not None and client is not None:
+            if ex.target is not None:
+                ex.target.in_flight -= 1
+            client.upstream_failed(ex, error)
+
+    # -- the one timer: idle timeout in the pool, read timeout while carrying a request ----
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self.loop.call_at(when, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        if self.pool is not None:
+            deadline = self.idle_since + self.pool.idle_timeout
+            if now >= deadline:
+                self.close()
+            else:
+                self._arm(deadline)
+            return
+        if self.ex is None:
+            return
+        if self._reading_paused:  # the client is the slow one; its own timer watches that
+            self._arm(now + self.upstream.read_timeout)
+            return
+        deadline = self.last_activity + self.upstream.read_timeout
+        if now < deadline:
+            self._arm(deadline)
+            return
+        timeout = self.upstream.read_timeout
+        if self.tunnel:
+            client = self.client
+            self.ex = self.client = None
+            self.close()
+            if client is not None:
+                client.end_tunnel()
+            return
+        ex = self.ex
+        what = "sending the rest of the response" if ex.response_started else "responding"
+        self._fail(ProxyError(Source.UPSTREAM, 504, f"target stopped {what} for {timeout:g}s"))

@@ -1,0 +1,96 @@
+"""The running server: listen, serve until SIGTERM/SIGINT, then drain and exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+from bascule import config as cfg
+from bascule.net.listener import listen
+from bascule.proxy.downstream import DownstreamConnection
+from bascule.proxy.listener_context import ListenerContext
+from bascule.runtime.build import build_listener_context, build_upstreams
+from bascule.telemetry.access_log import AccessLog
+
+log = logging.getLogger("bascule")
+
+
+class UnsupportedListener(Exception):
+    pass
+
+
+def _factory(ctx: ListenerContext) -> Callable[[], DownstreamConnection]:
+    return lambda: DownstreamConnection(ctx)
+
+
+async def serve(
+    config: cfg.Config,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[list[tuple[str, str, int]]], None] | None = None,
+) -> int:
+    """Serve `config` until `stop` is set (or a signal arrives); returns the exit status.
+
+    `on_ready` gets (listener name, host, port) for each bound listener once all accept.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    for unsupported in (lc for lc in config.listeners if lc.protocol != "http"):
+        raise UnsupportedListener(
+            f"listener '{unsupported.name}': protocol {unsupported.protocol} is not available "
+            "in this version of Bascule (TLS and TCP listeners arrive in a later release)"
+        )
+    access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
+    upstreams = build_upstreams(config)
+    contexts: list[ListenerContext] = []
+    servers: list[asyncio.Server] = []
+    bound: list[tuple[str, str, int]] = []
+    try:
+        for spec in config.listeners:
+            ctx = build_listener_context(spec, config, upstreams, access_log)
+            server = await listen(_factory(ctx), spec.bind.host, spec.bind.port)
+            contexts.append(ctx)
+            servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            bound.append((spec.name, spec.bind.host, port))
+            log.info("listener %s: accepting http on %s:%d", spec.name, spec.bind.host, port)
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            loop.add_signal_handler(sig, stop.set)
+        if on_ready is not None:
+            on_ready(bound)
+        await stop.wait()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+        log.info("stopping: no new connections; draining for up to %gs", config.drain_timeout)
+        await _drain(servers, contexts, config.drain_timeout)
+    finally:
+        for server in servers:
+            server.close()
+        for upstream in upstreams.values():
+            upstream.close()
+        access_log.close()
+    return 0
+
+
+async def _drain(
+    servers: list[asyncio.Server], contexts: list[ListenerContext], drain_timeout: float
+) -> None:
+    for server in servers:
+        server.close()
+    for ctx in contexts:
+        ctx.drain()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(drain_timeout):
+            for ctx in contexts:
+                await ctx.drained.wait()
+    left = [conn for ctx in contexts for conn in ctx.connections]
+    if left:
+        log.warning("drain timeout: closing %d connection(s) still busy", len(left))
+        for conn in left:
+            if conn.transport is not None:
+                conn.transport.abort()
+    await asyncio.sleep(0)  # let connection_lost callbacks run and log

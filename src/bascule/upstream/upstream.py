@@ -1,0 +1,36 @@
+"""An upstream: a named group of targets behind one balancer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from bascule.balancing import Balancer, PickContext, create
+from bascule.upstream.target import Target
+
+
+class Upstream:
+    __slots__ = ("balancer", "connect_timeout", "name", "read_timeout", "send_timeout", "targets")
+
+    def __init__(
+        self,
+        name: str,
+        targets: Sequence[Target],
+        balance: str,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        send_timeout: float,
+    ) -> None:
+        self.name = name
+        self.targets = tuple(targets)
+        self.balancer: Balancer[Target] = create(balance, self.targets)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.send_timeout = send_timeout
+
+    def candidates(self, ctx: PickContext) -> Iterator[Target]:
+        return self.balancer.candidates(ctx)
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.pool.close()
