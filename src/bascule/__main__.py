@@ -1,0 +1,5 @@
+import sys
+
+from bascule.cli import main
+
+sys.exit(main())
