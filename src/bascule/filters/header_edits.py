@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 
+from bascule.http.forwarding import names_pattern
+
 # RFC 9110 token characters: anything else in a name would corrupt the head on the wire.
 _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
@@ -54,10 +56,7 @@ class HeaderEdits:
 
     def removal_pattern(self) -> re.Pattern[bytes] | None:
         """Matches each raw header line ("\\r\\nName: value") that remove or set drops."""
-        if not self._drop:
-            return None
-        alternatives = b"|".join(re.escape(name) for name in sorted(self._drop))
-        return re.compile(rb"\r\n(?:" + alternatives + rb"):[^\r]*", re.IGNORECASE)
+        return names_pattern(tuple(self._drop)) if self._drop else None
 
     def lines(self) -> bytes:
         """The set and added headers as raw lines, each "\\r\\nName: value"."""

@@ -57,6 +57,7 @@ class _MessageReader:
         "_raw",
         "_remaining",
         "_state",
+        "_tail",
         "upgraded_at",
     )
 
@@ -67,6 +68,7 @@ class _MessageReader:
         self._state = _HEAD
         self._remaining = 0
         self._complete = False
+        self._tail = b""  # the last bytes of a chunked body fed so far (rule 3)
         self.upgraded_at = -1
         self._parser: Any = self._new_parser()  # a request or a response parser
 
@@ -114,18 +116,31 @@ class _MessageReader:
             elif state == _BODY_CHUNKED:
                 start = 0
                 while True:
-                    end = data.find(b"\r\n\r\n", start)
+                    end = self._chunked_piece_end(data, start)
                     if end < 0:
-                        self._parse(data[start:] if start else data)
+                        piece = data[start:] if start else data
+                        self._parse(piece)
+                        self._tail = (self._tail + piece[-3:])[-3:]
                         return None
-                    end += 4
                     self._parse(data[start:end])
+                    self._tail = b""
                     if self._complete:
                         return self._finish(data[end:])
                     start = end
             else:
                 self._parse(data)
                 return None
+
+    def _chunked_piece_end(self, data: bytes, start: int) -> int:
+        """The offset just past the next CRLFCRLF in `data` from `start`, or -1; at the start
+        of `data` this counts one begun in the bytes fed before (a terminator split across
+        reads), so the parser never runs past the end of the message into the next one."""
+        if start == 0 and self._tail:
+            found = (self._tail + data[:3]).find(b"\r\n\r\n")
+            if found >= 0:
+                return found + 4 - len(self._tail)
+        end = data.find(b"\r\n\r\n", start)
+        return end + 4 if end >= 0 else -1
 
     def _feed_head(self, data: bytes) -> bytes | None:
         held = self._head_buf
@@ -201,7 +216,7 @@ class RequestReader(_MessageReader):
         version = parser.get_http_version().encode()
         if version not in (b"1.1", b"1.0"):
             raise HttpError(505, f"HTTP/{version.decode()} is not supported; use HTTP/1.1")
-        head = RequestHead(self._raw, version, parser.get_method(), url)
+        head = RequestHead(self._raw, version, parser.get_method(), url, parser.should_keep_alive())
         if head.chunked:
             self._state = _BODY_CHUNKED
         elif head.content_length:
@@ -244,7 +259,9 @@ class ResponseReader(_MessageReader):
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
-        head = ResponseHead(self._raw, parser.get_http_version().encode(), status)
+        head = ResponseHead(
+            self._raw, parser.get_http_version().encode(), status, parser.should_keep_alive()
+        )
         if 100 <= status < 200 and status != 101:
             self._handler.on_informational(head)
             return

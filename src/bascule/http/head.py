@@ -1,113 +1,142 @@
-"""Request and response heads, kept as the raw bytes received plus the few fields the proxy needs.
+"""Request and response heads: the raw bytes received plus the few fields the proxy needs.
 
-A head is not split into a header list unless someone asks (`headers()`): forwarding edits
-the raw block in place (see `forwarding.py`), which costs the same for 3 headers as for 30.
+A head is not split into a header list unless someone asks (`headers()`). One regex pass
+over the lower-cased head (`findall`, all in C) collects the headers the proxy itself acts
+on; forwarding then edits the raw block (see `forwarding.py`), so the cost hardly depends on
+how many other headers the client sent.
 """
 
 from __future__ import annotations
 
 import re
 
-# Every header the proxy itself must look at or rewrite. One regex pass over the lower-cased
-# head finds them all; a match spans "\r\nname:value" so dropping it is one slice.
-_SPECIAL = re.compile(
+# Headers a proxy must act on in a request, and those of them it never forwards as received:
+# hop-by-hop ones (RFC 9110 §7.6.1), Transfer-Encoding (re-framed), and X-Forwarded-*,
+# X-Real-IP and Via, which Bascule sets from what it knows so clients cannot forge them.
+_REQUEST_FIELDS = re.compile(
     rb"\r\n(host|content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
     rb"|trailer|upgrade|expect|via|x-forwarded-for|x-forwarded-proto|x-forwarded-host"
     rb"|x-real-ip):[ \t]*([^\r]*)"
 )
+_REQUEST_KEPT = frozenset((b"host", b"content-length", b"expect"))
+_RESPONSE_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
+    rb"|trailer|upgrade|via):[ \t]*([^\r]*)"
+)
+_RESPONSE_KEPT = frozenset((b"content-length",))
 _ANY_HEADER = re.compile(rb"\r\n([^:\r]+):[ \t]*([^\r]*)")
 
-Span = tuple[int, int]
+# Connection tokens that name no header to drop beyond the ones dropped anyway.
+_PLAIN_CONNECTION = frozenset((b"close", b"keep-alive", b"upgrade", b"te", b""))
 
 
 class Head:
-    """What requests and responses share: the raw head and the special headers found in it."""
+    """What requests and responses share. Field values are lower-cased."""
 
     __slots__ = (
         "chunked",
         "connection",
         "content_length",
+        "droppable",
+        "fields",
         "raw",
-        "special",
         "upgrade",
         "version",
+        "via",
     )
 
-    def __init__(self, raw: bytes, version: bytes) -> None:
+    def __init__(
+        self, raw: bytes, version: bytes, pattern: re.Pattern[bytes], kept: frozenset[bytes]
+    ) -> None:
         self.raw = raw  # start line through the final CRLFCRLF
         self.version = version
         self.content_length: int | None = None
         self.chunked = False
-        self.connection: bytes = b""  # lower-cased Connection tokens, comma-joined
-        self.upgrade: bytes = b""
-        # name (lower) -> list of (span, value); only names in _SPECIAL
-        self.special: dict[bytes, list[tuple[Span, bytes]]] = {}
-        lower = raw.lower()
-        for m in _SPECIAL.finditer(lower):
-            name = m.group(1)
-            start, end = m.span()
-            value = raw[m.start(2) : end].rstrip(b" \t")
-            entry = ((start, end), value)
-            found = self.special.get(name)
-            if found is None:
-                self.special[name] = [entry]
-            else:
-                found.append(entry)
-        special = self.special
-        if b"content-length" in special:
-            # The parser has already refused duplicates and non-digits.
-            self.content_length = int(special[b"content-length"][0][1])
-        if b"transfer-encoding" in special:
-            self.chunked = True  # the parser refuses any coding but a final "chunked"
-        if b"connection" in special:
-            self.connection = b",".join(v for _, v in special[b"connection"]).lower()
-        if b"upgrade" in special:
-            self.upgrade = special[b"upgrade"][0][1]
+        self.connection = b""  # Connection tokens, lower-case, comma-joined
+        self.upgrade = b""
+        self.via = b""
+        self.droppable = False  # some header here must not be forwarded as it is
+        fields: list[tuple[bytes, bytes]] = pattern.findall(raw.lower())
+        self.fields = fields
+        for name, value in fields:
+            if name not in kept:
+                self.droppable = True
+            if name == b"content-length":
+                self.content_length = int(value)  # the parser refused duplicates and non-digits
+            elif name == b"transfer-encoding":
+                self.chunked = True  # the parser refuses any coding but a final "chunked"
+            elif name == b"connection":
+                self.connection = self.connection + b"," + value if self.connection else value
+            elif name == b"upgrade":
+                self.upgrade = value.rstrip()
+            elif name == b"via":
+                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
+
+    def field(self, name: bytes) -> bytes | None:
+        """The first value of a header the proxy acts on (lower-case name and value)."""
+        for key, value in self.fields:
+            if key == name:
+                return value.rstrip()
+        return None
 
     def header(self, name: bytes) -> bytes | None:
-        """The first value of header `name` (lower-case), or None."""
-        found = self.special.get(name)
-        if found is not None:
-            return found[0][1]
+        """The first value of any header `name` (lower-case), as received; the slow path."""
         for key, value in self.headers():
             if key.lower() == name:
                 return value
         return None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        """Every header as (name as received, value), in order: the slow, complete view."""
+        """Every header as (name as received, value), in order."""
         start = self.raw.find(b"\r\n")
         return [
             (m.group(1), m.group(2).rstrip(b" \t"))
             for m in _ANY_HEADER.finditer(self.raw, start, len(self.raw) - 2)
         ]
 
-    def connection_tokens(self) -> list[bytes]:
-        return [t.strip() for t in self.connection.split(b",") if t.strip()]
+    def extra_hop_by_hop(self) -> list[bytes]:
+        """Header names the Connection header declares hop-by-hop, beyond the usual ones."""
+        if self.connection in _PLAIN_CONNECTION:
+            return []
+        tokens = (t.strip() for t in self.connection.split(b","))
+        return [t for t in tokens if t not in _PLAIN_CONNECTION]
 
 
 class RequestHead(Head):
-    __slots__ = ("expect_continue", "keep_alive", "method", "path", "query", "target")
+    __slots__ = (
+        "expect_continue",
+        "forwarded_for",
+        "host",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "target",
+    )
 
-    def __init__(self, raw: bytes, version: bytes, method: bytes, target: bytes) -> None:
-        super().__init__(raw, version)
+    def __init__(
+        self, raw: bytes, version: bytes, method: bytes, target: bytes, keep_alive: bool
+    ) -> None:
+        super().__init__(raw, version, _REQUEST_FIELDS, _REQUEST_KEPT)
         self.method = method
         self.target = target  # as received: path and query
         path, _, query = target.partition(b"?")
         self.path = path
         self.query = query
-        connection = self.connection
-        if version == b"1.1":
-            self.keep_alive = b"close" not in connection
-        else:
-            self.keep_alive = b"keep-alive" in connection
-        expect = self.special.get(b"expect")
-        self.expect_continue = expect is not None and expect[0][1].lower() == b"100-continue"
-
-    @property
-    def host(self) -> bytes:
-        found = self.special.get(b"host")
-        return found[0][1] if found is not None else b""
+        self.keep_alive = keep_alive
+        self.host = b""
+        self.expect_continue = False
+        self.forwarded_for = b""
+        for name, value in self.fields:
+            if name == b"host":
+                self.host = value.rstrip()
+            elif name == b"expect":
+                self.expect_continue = value.rstrip() == b"100-continue"
+            elif name == b"x-forwarded-for":
+                value = value.rstrip()
+                self.forwarded_for = (
+                    self.forwarded_for + b", " + value if self.forwarded_for else value
+                )
 
     @property
     def has_body(self) -> bool:
@@ -119,15 +148,9 @@ class RequestHead(Head):
 
 
 class ResponseHead(Head):
-    __slots__ = ("keep_alive", "reason", "status")
+    __slots__ = ("keep_alive", "status")
 
-    def __init__(self, raw: bytes, version: bytes, status: int) -> None:
-        super().__init__(raw, version)
+    def __init__(self, raw: bytes, version: bytes, status: int, keep_alive: bool) -> None:
+        super().__init__(raw, version, _RESPONSE_FIELDS, _RESPONSE_KEPT)
         self.status = status
-        line_end = raw.find(b"\r\n")
-        self.reason = raw[13:line_end]  # after "HTTP/1.1 200 "
-        connection = self.connection
-        if version == b"1.1":
-            self.keep_alive = b"close" not in connection
-        else:
-            self.keep_alive = b"keep-alive" in connection
+        self.keep_alive = keep_alive

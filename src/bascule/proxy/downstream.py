@@ -23,6 +23,7 @@ from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.routing.actions import Redirect, Respond
+from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.connection_pool import ConnectTimeout
 from bascule.upstream.target import Target
 
@@ -49,6 +50,7 @@ class DownstreamConnection(asyncio.Protocol):
         "client_ip",
         "ctx",
         "ex",
+        "log_prefix",
         "loop",
         "reader",
         "transport",
@@ -61,6 +63,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.reader = RequestReader(self, ctx.max_header_bytes, ctx.max_uri_bytes)
         self.client_ip = b""
+        self.log_prefix = ""
         self.ex: Exchange | None = None
         self.tunnel: UpstreamConnection | None = None
         self._held = b""
@@ -82,6 +85,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0].encode() if peer else b"-"
+        self.log_prefix = AccessLog.client_prefix(self.client_ip)
         self.ctx.connections.add(self)
         now = self.loop.time()
         self._head_since = self._idle_since = self._last_read = now
@@ -517,7 +521,7 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def _log(self, ex: Exchange) -> None:
-        self.ctx.access_log.write(self.client_ip, ex)
+        self.ctx.access_log.write(self.log_prefix, ex)
 
     # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------
 
@@ -589,4 +593,4 @@ class DownstreamConnection(asyncio.Protocol):
 
 
 # The stand-in head for a request refused before its head could be parsed.
-_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", b"1.1", b"-", b"-")
+_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", b"1.1", b"-", b"-", False)

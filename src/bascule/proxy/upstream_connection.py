@@ -272,7 +272,6 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self, ex: Exchange, client: DownstreamConnection, *, reusable: bool) -> None:
         self.ex = None
         self.client = None
-        self._cancel_timer()
         if ex.target is not None:
             ex.target.in_flight -= 1
         if (
