@@ -38,6 +38,10 @@ class PickContext:
 class Balancer(Protocol[T_co]):
     """Built once from an immutable tuple of targets; rebuilt when membership changes."""
 
+    def pick(self, ctx: PickContext) -> T_co | None:
+        """The target for this request, or None if there is none: the first candidate."""
+        ...
+
     def candidates(self, ctx: PickContext) -> Iterator[T_co]:
         """Targets in order of preference: the first is the pick, the rest are failover."""
         ...

@@ -38,6 +38,15 @@ class RoundRobin(Generic[T]):
         scores[best] -= self._total
         return best
 
+    def pick(self, ctx: PickContext) -> T | None:
+        targets = self._targets
+        if not targets:
+            return None
+        target = targets[self._pick_index()]
+        if ctx.exclude and target in ctx.exclude:
+            return next(self.candidates(ctx), None)
+        return target
+
     def candidates(self, ctx: PickContext) -> Iterator[T]:
         targets = self._targets
         if not targets:

@@ -15,6 +15,7 @@ tell us: where a message ends inside a buffer. Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import httptools
@@ -49,6 +50,11 @@ def _unwrap(exc: httptools.HttpParserError) -> BaseException:
 
 
 class _MessageReader:
+    """What request and response readers share: finding where messages end (rules 1-4).
+
+    The parser calls `on_body` of the handler directly (one Python call per chunk, not two).
+    """
+
     __slots__ = (
         "_complete",
         "_head_buf",
@@ -84,52 +90,77 @@ class _MessageReader:
     def head_started(self) -> bool:
         return bool(self._head_buf)
 
-    def _parse(self, data: bytes) -> None:
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self.upgraded_at = upgrade.args[0]
-        except httptools.HttpParserError as exc:
-            raise _unwrap(exc) from None
-
     def feed(self, data: bytes) -> bytes | None:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
-        while True:
-            state = self._state
-            if state == _HEAD:
-                rest = self._feed_head(data)
-                if rest is None:
-                    return None
-                if self._complete:
-                    return self._finish(rest)
-                data = rest
-                if not data:
-                    return None
-            elif state == _BODY_LENGTH:
-                remaining = self._remaining
-                if len(data) < remaining:
-                    self._remaining = remaining - len(data)
-                    self._parse(data)
-                    return None
-                self._parse(data[:remaining] if len(data) > remaining else data)
-                return self._finish(data[remaining:])
-            elif state == _BODY_CHUNKED:
-                start = 0
-                while True:
-                    end = self._chunked_piece_end(data, start)
+        parse = self._parser.feed_data
+        try:
+            while True:
+                state = self._state
+                if state == _HEAD:
+                    held = self._head_buf
+                    if held:
+                        buf = held + data
+                        end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
+                    else:
+                        buf = data
+                        end = data.find(b"\r\n\r\n")
                     if end < 0:
-                        piece = data[start:] if start else data
-                        self._parse(piece)
-                        self._tail = (self._tail + piece[-3:])[-3:]
+                        if len(buf) > self._max_header_bytes:
+                            self._refuse_oversized(buf)
+                        parse(data)  # validate early: garbage is refused now, not at a timeout
+                        self._head_buf = buf
                         return None
-                    self._parse(data[start:end])
-                    self._tail = b""
+                    end += 4
+                    if end > self._max_header_bytes:
+                        self._refuse_oversized(buf[:end])
+                    self._raw = buf[:end] if end < len(buf) else buf
+                    self._head_buf = b""
+                    fed = end - len(held)
+                    if fed < len(data):
+                        try:
+                            parse(data[:fed])
+                        except httptools.HttpParserUpgrade as upgrade:
+                            self.upgraded_at = upgrade.args[0]
+                            self._complete = True
+                        data = data[fed:]
+                    else:
+                        try:
+                            parse(data)
+                        except httptools.HttpParserUpgrade as upgrade:
+                            self.upgraded_at = upgrade.args[0]
+                            self._complete = True
+                        data = b""
                     if self._complete:
-                        return self._finish(data[end:])
-                    start = end
-            else:
-                self._parse(data)
-                return None
+                        return self._end(data)
+                    if not data:
+                        return None
+                elif state == _BODY_LENGTH:
+                    remaining = self._remaining
+                    if len(data) < remaining:
+                        self._remaining = remaining - len(data)
+                        parse(data)
+                        return None
+                    parse(data[:remaining] if len(data) > remaining else data)
+                    return self._end(data[remaining:])
+                elif state == _BODY_CHUNKED:
+                    start = 0
+                    while True:
+                        end = self._chunked_piece_end(data, start)
+                        if end < 0:
+                            piece = data[start:] if start else data
+                            parse(piece)
+                            self._tail = (self._tail + piece[-3:])[-3:]
+                            return None
+                        parse(data[start:end])
+                        self._tail = b""
+                        if self._complete:
+                            return self._end(data[end:])
+                        start = end
+                else:
+                    parse(data)
+                    return None
+        except httptools.HttpParserError as exc:
+            raise _unwrap(exc) from None
 
     def _chunked_piece_end(self, data: bytes, start: int) -> int:
         """The offset just past the next CRLFCRLF in `data` from `start`, or -1; at the start
@@ -142,31 +173,11 @@ class _MessageReader:
         end = data.find(b"\r\n\r\n", start)
         return end + 4 if end >= 0 else -1
 
-    def _feed_head(self, data: bytes) -> bytes | None:
-        held = self._head_buf
-        buf = held + data if held else data
-        end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
-        if end < 0:
-            if len(buf) > self._max_header_bytes:
-                self._refuse_oversized(buf)
-            self._parse(data)  # validate early: garbage is refused now, not at the timeout
-            self._head_buf = buf
-            return None
-        end += 4
-        if end > self._max_header_bytes:
-            self._refuse_oversized(buf[:end])
-        self._raw = buf[:end]
-        self._head_buf = b""
-        fed = end - len(held)
-        self._parse(data[:fed] if fed < len(data) else data)
-        if self.upgraded_at >= 0:
-            self._complete = True
-        return data[fed:]
-
     def _refuse_oversized(self, buf: bytes) -> None:
         raise HttpError(431, "the header block is larger than the limit")
 
-    def _finish(self, rest: bytes) -> bytes:
+    def _end(self, rest: bytes) -> bytes:
+        """The message is complete: be ready for the next one, and hand back what followed."""
         self._state = _HEAD
         self._complete = False
         return rest
@@ -174,14 +185,6 @@ class _MessageReader:
     def eof(self) -> bool:
         """The peer closed. True if that ends the current message (a read-until-close body)."""
         return False
-
-    # -- httptools callbacks -------------------------------------------------------------
-
-    def on_body(self, body: bytes) -> None:
-        raise NotImplementedError
-
-    def on_message_complete(self) -> None:
-        self._complete = True
 
 
 class RequestReader(_MessageReader):
@@ -196,7 +199,14 @@ class RequestReader(_MessageReader):
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
-        return httptools.HttpRequestParser(self)
+        return httptools.HttpRequestParser(
+            _Callbacks(
+                on_url=self.on_url,
+                on_headers_complete=self.on_headers_complete,
+                on_body=self._handler.on_request_body,
+                on_message_complete=self.on_message_complete,
+            )
+        )
 
     def _refuse_oversized(self, buf: bytes) -> None:
         line_end = buf.find(b"\r\n")
@@ -213,9 +223,9 @@ class RequestReader(_MessageReader):
         if len(url) > self._max_uri_bytes:
             raise HttpError(414, "the request URI is longer than the limit")
         parser = self._parser
-        version = parser.get_http_version().encode()
-        if version not in (b"1.1", b"1.0"):
-            raise HttpError(505, f"HTTP/{version.decode()} is not supported; use HTTP/1.1")
+        version = parser.get_http_version()
+        if version != "1.1" and version != "1.0":
+            raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1")
         head = RequestHead(self._raw, version, parser.get_method(), url, parser.should_keep_alive())
         if head.chunked:
             self._state = _BODY_CHUNKED
@@ -224,16 +234,14 @@ class RequestReader(_MessageReader):
             self._remaining = head.content_length
         self._handler.on_request_head(head)
 
-    def on_body(self, body: bytes) -> None:
-        self._handler.on_request_body(body)
-
     def on_message_complete(self) -> None:
         self._complete = True
         self._handler.on_request_end()
 
 
 class ResponseReader(_MessageReader):
-    """Reads responses from a target. Call `expect()` before each response is due."""
+    """Reads responses from a target. Call `expect_head_response()` before the response to a
+    HEAD request; it has headers only, whatever they say."""
 
     __slots__ = ("_handler", "_head_request")
 
@@ -243,29 +251,34 @@ class ResponseReader(_MessageReader):
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
-        return httptools.HttpResponseParser(self)
+        return httptools.HttpResponseParser(
+            _Callbacks(
+                on_headers_complete=self.on_headers_complete,
+                on_body=self._handler.on_response_body,
+                on_message_complete=self.on_message_complete,
+            )
+        )
 
-    def expect(self, head_request: bool) -> None:
-        """The next response answers a HEAD request (headers only, whatever they say)."""
-        self._head_request = head_request
+    def expect_head_response(self) -> None:
+        self._head_request = True
 
-    def feed(self, data: bytes) -> bytes | None:
-        rest = super().feed(data)
-        # A HEAD response leaves llhttp waiting for a body that never comes: start afresh.
-        if rest is not None and self._head_request:
+    def _end(self, rest: bytes) -> bytes:
+        if self._head_request:
+            # llhttp still waits for the body a HEAD response only announced: start afresh
+            self._head_request = False
             self._parser = self._new_parser()
-        return rest
+        return super()._end(rest)
 
     def on_headers_complete(self) -> None:
         parser = self._parser
         status = parser.get_status_code()
         head = ResponseHead(
-            self._raw, parser.get_http_version().encode(), status, parser.should_keep_alive()
+            self._raw, parser.get_http_version(), status, parser.should_keep_alive()
         )
         if 100 <= status < 200 and status != 101:
             self._handler.on_informational(head)
             return
-        if self._head_request or status in (204, 304):
+        if self._head_request or status == 204 or status == 304:
             self._complete = True
         elif head.chunked:
             self._state = _BODY_CHUNKED
@@ -278,9 +291,6 @@ class ResponseReader(_MessageReader):
         self._handler.on_response_head(head)
         if self._head_request:
             self._handler.on_response_end()
-
-    def on_body(self, body: bytes) -> None:
-        self._handler.on_response_body(body)
 
     def on_message_complete(self) -> None:
         if (
@@ -300,3 +310,13 @@ class ResponseReader(_MessageReader):
             self._handler.on_response_end()
             return True
         return False
+
+
+class _Callbacks:
+    """What httptools calls back: it looks the methods up once, when the parser is made."""
+
+    __slots__ = ("on_body", "on_headers_complete", "on_message_complete", "on_url")
+
+    def __init__(self, **callbacks: Callable[..., None]) -> None:
+        for name, callback in callbacks.items():
+            setattr(self, name, callback)

@@ -101,7 +101,6 @@ def upstream_request_head(
 
 def downstream_response_head(
     head: ResponseHead,
-    *,
     chunked: bool,
     close: bool,
     keep_alive_1_0: bool,

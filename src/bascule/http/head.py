@@ -18,12 +18,10 @@ _REQUEST_FIELDS = re.compile(
     rb"|trailer|upgrade|expect|via|x-forwarded-for|x-forwarded-proto|x-forwarded-host"
     rb"|x-real-ip):[ \t]*([^\r]*)"
 )
-_REQUEST_KEPT = frozenset((b"host", b"content-length", b"expect"))
 _RESPONSE_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
     rb"|trailer|upgrade|via):[ \t]*([^\r]*)"
 )
-_RESPONSE_KEPT = frozenset((b"content-length",))
 _ANY_HEADER = re.compile(rb"\r\n([^:\r]+):[ \t]*([^\r]*)")
 
 # Connection tokens that name no header to drop beyond the ones dropped anyway.
@@ -31,7 +29,11 @@ _PLAIN_CONNECTION = frozenset((b"close", b"keep-alive", b"upgrade", b"te", b""))
 
 
 class Head:
-    """What requests and responses share. Field values are lower-cased."""
+    """What requests and responses share. Field values are lower-cased.
+
+    `fields` holds (name, value) for the headers the proxy acts on; `droppable` says some
+    of them must not be forwarded as they are. The subclasses fill both in one pass.
+    """
 
     __slots__ = (
         "chunked",
@@ -45,32 +47,15 @@ class Head:
         "via",
     )
 
-    def __init__(
-        self, raw: bytes, version: bytes, pattern: re.Pattern[bytes], kept: frozenset[bytes]
-    ) -> None:
-        self.raw = raw  # start line through the final CRLFCRLF
-        self.version = version
-        self.content_length: int | None = None
-        self.chunked = False
-        self.connection = b""  # Connection tokens, lower-case, comma-joined
-        self.upgrade = b""
-        self.via = b""
-        self.droppable = False  # some header here must not be forwarded as it is
-        fields: list[tuple[bytes, bytes]] = pattern.findall(raw.lower())
-        self.fields = fields
-        for name, value in fields:
-            if name not in kept:
-                self.droppable = True
-            if name == b"content-length":
-                self.content_length = int(value)  # the parser refused duplicates and non-digits
-            elif name == b"transfer-encoding":
-                self.chunked = True  # the parser refuses any coding but a final "chunked"
-            elif name == b"connection":
-                self.connection = self.connection + b"," + value if self.connection else value
-            elif name == b"upgrade":
-                self.upgrade = value.rstrip()
-            elif name == b"via":
-                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
+    raw: bytes  # start line through the final CRLFCRLF
+    version: str  # "1.1" or "1.0"
+    fields: list[tuple[bytes, bytes]]
+    content_length: int | None
+    chunked: bool
+    connection: bytes  # Connection tokens, lower-case, comma-joined
+    upgrade: bytes
+    via: bytes
+    droppable: bool
 
     def field(self, name: bytes) -> bytes | None:
         """The first value of a header the proxy acts on (lower-case name and value)."""
@@ -115,28 +100,41 @@ class RequestHead(Head):
     )
 
     def __init__(
-        self, raw: bytes, version: bytes, method: bytes, target: bytes, keep_alive: bool
+        self, raw: bytes, version: str, method: bytes, target: bytes, keep_alive: bool
     ) -> None:
-        super().__init__(raw, version, _REQUEST_FIELDS, _REQUEST_KEPT)
+        self.raw = raw
+        self.version = version
         self.method = method
         self.target = target  # as received: path and query
-        path, _, query = target.partition(b"?")
-        self.path = path
-        self.query = query
+        self.path, _, self.query = target.partition(b"?")
         self.keep_alive = keep_alive
-        self.host = b""
-        self.expect_continue = False
-        self.forwarded_for = b""
-        for name, value in self.fields:
+        self.content_length = None
+        self.chunked = self.droppable = self.expect_continue = False
+        self.connection = self.upgrade = self.via = self.host = self.forwarded_for = b""
+        fields: list[tuple[bytes, bytes]] = _REQUEST_FIELDS.findall(raw.lower())
+        self.fields = fields
+        for name, value in fields:
             if name == b"host":
                 self.host = value.rstrip()
-            elif name == b"expect":
+                continue
+            if name == b"content-length":
+                self.content_length = int(value)  # the parser refused duplicates, non-digits
+                continue
+            if name == b"expect":
                 self.expect_continue = value.rstrip() == b"100-continue"
+                continue
+            self.droppable = True
+            if name == b"transfer-encoding":
+                self.chunked = True  # the parser refuses any coding but a final "chunked"
+            elif name == b"connection":
+                self.connection = self.connection + b"," + value if self.connection else value
+            elif name == b"upgrade":
+                self.upgrade = value.rstrip()
+            elif name == b"via":
+                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
             elif name == b"x-forwarded-for":
-                value = value.rstrip()
-                self.forwarded_for = (
-                    self.forwarded_for + b", " + value if self.forwarded_for else value
-                )
+                seen = self.forwarded_for
+                self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
 
     @property
     def has_body(self) -> bool:
@@ -150,7 +148,26 @@ class RequestHead(Head):
 class ResponseHead(Head):
     __slots__ = ("keep_alive", "status")
 
-    def __init__(self, raw: bytes, version: bytes, status: int, keep_alive: bool) -> None:
-        super().__init__(raw, version, _RESPONSE_FIELDS, _RESPONSE_KEPT)
+    def __init__(self, raw: bytes, version: str, status: int, keep_alive: bool) -> None:
+        self.raw = raw
+        self.version = version
         self.status = status
         self.keep_alive = keep_alive
+        self.content_length = None
+        self.chunked = self.droppable = False
+        self.connection = self.upgrade = self.via = b""
+        fields: list[tuple[bytes, bytes]] = _RESPONSE_FIELDS.findall(raw.lower())
+        self.fields = fields
+        for name, value in fields:
+            if name == b"content-length":
+                self.content_length = int(value)
+                continue
+            self.droppable = True
+            if name == b"transfer-encoding":
+                self.chunked = True
+            elif name == b"connection":
+                self.connection = self.connection + b"," + value if self.connection else value
+            elif name == b"upgrade":
+                self.upgrade = value.rstrip()
+            elif name == b"via":
+                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()

@@ -42,6 +42,7 @@ class DownstreamConnection(asyncio.Protocol):
         "_idle_since",
         "_last_read",
         "_paused",
+        "_pick",
         "_requests",
         "_timer",
         "_timer_at",
@@ -68,6 +69,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.tunnel: UpstreamConnection | None = None
         self._held = b""
         self._paused = 0
+        self._pick = PickContext()
         self._requests = 0
         self._write_paused = False
         self._write_paused_at = 0.0
@@ -86,6 +88,7 @@ class DownstreamConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client_ip = peer[0].encode() if peer else b"-"
         self.log_prefix = AccessLog.client_prefix(self.client_ip)
+        self._pick = PickContext(self.client_ip)
         self.ctx.connections.add(self)
         now = self.loop.time()
         self._head_since = self._idle_since = self._last_read = now
@@ -184,22 +187,26 @@ class DownstreamConnection(asyncio.Protocol):
         if ex is not self.ex:
             return
         self.ex = None
-        self._log(ex)
-        if ex.close_after or not ex.request_done or not ex.head.keep_alive or self.ctx.draining:
+        ctx = self.ctx
+        ctx.access_log.write(self.log_prefix, ex)
+        if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
             self._close()
             return
-        self._idle_since = self.loop.time()
+        deadline = self._idle_since = self.loop.time()
         # The timer may be set for much later (a body or header deadline); an idle
         # keep-alive connection must close after keepalive_timeout, not after that.
-        self._arm(self._idle_since + self.ctx.keepalive_timeout)
+        deadline += ctx.keepalive_timeout
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)
         held = self._held
         if held:
             self._held = b""
             self._head_since = self._idle_since
             self._feed(held)
-        current = self.ex
-        if current is None or not current.request_done:
-            self._resume(_HELD)
+        if self._paused & _HELD:
+            current = self.ex
+            if current is None or not current.request_done:
+                self._resume(_HELD)
 
     def upstream_failed(self, ex: Exchange, error: ProxyError) -> None:
         if ex is not self.ex:
@@ -267,7 +274,7 @@ class DownstreamConnection(asyncio.Protocol):
         if head.content_length is not None and head.content_length > ctx.max_body_bytes:
             self._refuse(ex, 413, f"the request body is larger than {ctx.max_body_bytes} bytes")
             return
-        ex.pick = PickContext(self.client_ip)
+        ex.pick = self._pick
         self._dispatch(ex)
 
     def on_request_body(self, chunk: bytes) -> None:
@@ -305,7 +312,7 @@ class DownstreamConnection(asyncio.Protocol):
     def _dispatch(self, ex: Exchange, *, fresh: bool = False) -> None:
         plan = ex.plan
         assert plan is not None and plan.upstream is not None and ex.pick is not None
-        target = next(plan.upstream.candidates(ex.pick), None)
+        target = plan.upstream.pick(ex.pick)
         if target is None:
             self._respond_error(
                 ex,
@@ -318,11 +325,23 @@ class DownstreamConnection(asyncio.Protocol):
             return
         ex.target = target
         target.in_flight += 1
-        head = self._upstream_head(ex, target)
+        request = ex.head
+        path_and_query = request.target
+        if plan.rewrite is not None:
+            path = plan.rewrite.apply(request.path)
+            path_and_query = path + b"?" + request.query if request.query else path
+        head = upstream_request_head(
+            request,
+            self.ctx.forwarding,
+            self.client_ip,
+            path_and_query,
+            None if plan.preserve_host and request.host else target.address,
+            plan.request_added,
+            plan.request_remove,
+        )
         conn = None if fresh else target.pool.take_idle()
         if conn is not None:
-            assert isinstance(conn, UpstreamConnection)
-            self._begin(conn, ex, head)
+            self._begin(cast(UpstreamConnection, conn), ex, head)
             return
         self._pause(_CONNECTING)
         self.loop.create_task(self._connect(ex, target, head))
@@ -388,25 +407,6 @@ class DownstreamConnection(asyncio.Protocol):
             return False
         self._dispatch(ex)
         return True
-
-    def _upstream_head(self, ex: Exchange, target: Target) -> bytes:
-        head = ex.head
-        plan = ex.plan
-        assert plan is not None
-        path_and_query = head.target
-        if plan.rewrite is not None:
-            path = plan.rewrite.apply(head.path)
-            path_and_query = path + b"?" + head.query if head.query else path
-        host = None if plan.preserve_host and head.host else target.address
-        return upstream_request_head(
-            head,
-            self.ctx.forwarding,
-            self.client_ip,
-            path_and_query,
-            host,
-            plan.request_added,
-            plan.request_remove,
-        )
 
     # -- answering ourselves ---------------------------------------------------------------
 
@@ -593,4 +593,4 @@ class DownstreamConnection(asyncio.Protocol):
 
 
 # The stand-in head for a request refused before its head could be parsed.
-_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", b"1.1", b"-", b"-", False)
+_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", "1.1", b"-", b"-", False)

@@ -71,8 +71,10 @@ class UpstreamConnection(asyncio.Protocol):
 
     def park(self, pool: ConnectionPool) -> None:
         self.pool = pool
-        self.idle_since = self.loop.time()
-        self._arm(self.idle_since + pool.idle_timeout)
+        deadline = self.idle_since = self.loop.time()
+        deadline += pool.idle_timeout
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -87,7 +89,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.client = client
         self.requests += 1
         ex.upstream_conn = self
-        self.reader.expect(ex.head.method == b"HEAD")
+        if ex.head.method == b"HEAD":
+            self.reader.expect_head_response()
         transport = self.transport
         assert transport is not None
         if ex.pending:
@@ -96,8 +99,10 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             transport.write(head)
         ex.upstream_started = monotonic()
-        now = self.last_activity = self.loop.time()
-        self._arm(now + self.upstream.read_timeout)
+        deadline = self.last_activity = self.loop.time()
+        deadline += self.upstream.read_timeout
+        if self._timer is None or self._timer_at > deadline:
+            self._arm(deadline)
 
     def send(self, data: bytes) -> None:
         """Request body bytes (already framed) or tunnel bytes from the client."""
@@ -136,9 +141,11 @@ class UpstreamConnection(asyncio.Protocol):
         except HttpError as exc:
             self._fail(ProxyError(Source.UPSTREAM, 502, f"invalid response from target: {exc}"))
             return
-        if self._out:
-            out = self._out
-            client.send(out[0] if len(out) == 1 else b"".join(out))
+        out = self._out
+        if out:
+            transport = client.transport
+            if transport is not None:
+                transport.write(out[0] if len(out) == 1 else b"".join(out))
             out.clear()
         if self.tunnel:
             if rest:
@@ -201,7 +208,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_informational(self, head: ResponseHead) -> None:
         ex = self.ex
-        if ex is not None and ex.head.version == b"1.1":
+        if ex is not None and ex.head.version == "1.1":
             self._out.append(head.raw)  # 100 Continue and friends, as received
 
     def on_response_head(self, head: ResponseHead) -> None:
@@ -218,21 +225,16 @@ class UpstreamConnection(asyncio.Protocol):
             self.tunnel = True
             self._out.append(
                 downstream_response_head(
-                    head,
-                    chunked=False,
-                    close=False,
-                    keep_alive_1_0=False,
-                    added=plan.response_added,
-                    remove=plan.response_remove,
+                    head, False, False, False, plan.response_added, plan.response_remove
                 )
             )
             return
         self._keeps_alive = head.keep_alive
         close = ex.close_after or not request.keep_alive or self.client.draining
-        has_body = request.method != b"HEAD" and status not in (204, 304)
+        has_body = request.method != b"HEAD" and status != 204 and status != 304
         chunked = False
         if head.chunked or (head.content_length is None and has_body):
-            if request.version == b"1.1":
+            if request.version == "1.1":
                 chunked = True
             else:
                 close = True  # a 1.0 client learns the end of the body from the close
@@ -241,11 +243,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._out.append(
             downstream_response_head(
                 head,
-                chunked=chunked,
-                close=close,
-                keep_alive_1_0=request.version == b"1.0" and not close,
-                added=plan.response_added,
-                remove=plan.response_remove,
+                chunked,
+                close,
+                request.version == "1.0" and not close,
+                plan.response_added,
+                plan.response_remove,
             )
         )
 
@@ -274,10 +276,10 @@ class UpstreamConnection(asyncio.Protocol):
         self.client = None
         if ex.target is not None:
             ex.target.in_flight -= 1
+        # the reader is between messages here: the response ended where `reusable` was decided
         if (
             reusable
             and ex.request_done
-            and self.reader.in_head
             and self.transport is not None
             and ex.target is not None
             and ex.status != 101

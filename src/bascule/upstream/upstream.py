@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from bascule.balancing import Balancer, PickContext, create
 from bascule.upstream.target import Target
 
 
 class Upstream:
-    __slots__ = ("balancer", "connect_timeout", "name", "read_timeout", "send_timeout", "targets")
+    __slots__ = (
+        "balancer",
+        "candidates",
+        "connect_timeout",
+        "name",
+        "pick",
+        "read_timeout",
+        "send_timeout",
+        "targets",
+    )
 
     def __init__(
         self,
@@ -24,12 +33,12 @@ class Upstream:
         self.name = name
         self.targets = tuple(targets)
         self.balancer: Balancer[Target] = create(balance, self.targets)
+        # the balancer's own methods: no extra call on the request path
+        self.pick: Callable[[PickContext], Target | None] = self.balancer.pick
+        self.candidates: Callable[[PickContext], Iterator[Target]] = self.balancer.candidates
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.send_timeout = send_timeout
-
-    def candidates(self, ctx: PickContext) -> Iterator[Target]:
-        return self.balancer.candidates(ctx)
 
     def close(self) -> None:
         for target in self.targets:

@@ -22,7 +22,7 @@ def parse_request(raw: bytes):
 
 def parse_response(raw: bytes):
     reader, rec = response_reader()
-    reader.expect(True)
+    reader.expect_head_response()
     reader.feed(raw)
     return rec.heads[0]
 

@@ -10,7 +10,8 @@ from bascule.http.errors import HttpError
 
 def read(data: bytes, *, head_request: bool = False):
     reader, rec = response_reader()
-    reader.expect(head_request)
+    if head_request:
+        reader.expect_head_response()
     return reader.feed(data), rec, reader
 
 
@@ -32,7 +33,6 @@ def test_chunked_response_with_extensions_and_trailers():
 
 def test_chunked_response_split_inside_the_final_crlfcrlf():
     reader, rec = response_reader()
-    reader.expect(False)
     assert (
         reader.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r")
         is None
@@ -44,9 +44,9 @@ def test_chunked_response_split_inside_the_final_crlfcrlf():
 
 def test_head_response_has_no_body_whatever_its_length_says():
     reader, rec = response_reader()
-    reader.expect(True)
+    reader.expect_head_response()
     assert reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n") == b""
-    reader.expect(False)  # the next response on the connection parses normally
+    # no call: the next response on the connection parses normally again by itself
     assert reader.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz") == b""
     assert rec.events == [("head", 200), ("end",), ("head", 200), ("body", b"z"), ("end",)]
     assert rec.heads[0].content_length == 10
@@ -120,7 +120,6 @@ def test_keep_alive_follows_version_and_connection():
 )
 def test_response_rejection_carries_its_status(data, status):
     reader, _ = response_reader(max_header_bytes=4096)
-    reader.expect(False)
     with pytest.raises(HttpError) as raised:
         reader.feed(data)
     assert raised.value.status == status
