@@ -28,6 +28,8 @@ _BODY_LENGTH = 1
 _BODY_CHUNKED = 2
 _BODY_UNTIL_CLOSE = 3  # responses only
 
+_VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
+
 
 class RequestHandler(Protocol):
     def on_request_head(self, head: RequestHead) -> None: ...
@@ -190,18 +192,16 @@ class _MessageReader:
 class RequestReader(_MessageReader):
     """Reads requests from a client. One message at a time; see the module rules."""
 
-    __slots__ = ("_handler", "_max_uri_bytes", "_url")
+    __slots__ = ("_handler", "_max_uri_bytes")
 
     def __init__(self, handler: RequestHandler, max_header_bytes: int, max_uri_bytes: int) -> None:
         self._handler = handler
         self._max_uri_bytes = max_uri_bytes
-        self._url = b""
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
         return httptools.HttpRequestParser(
             _Callbacks(
-                on_url=self.on_url,
                 on_headers_complete=self.on_headers_complete,
                 on_body=self._handler.on_request_body,
                 on_message_complete=self.on_message_complete,
@@ -214,19 +214,19 @@ class RequestReader(_MessageReader):
             raise HttpError(414, "the request line is longer than the URI limit")
         raise HttpError(431, "the request header block is larger than the limit")
 
-    def on_url(self, url: bytes) -> None:
-        self._url = self._url + url if self._url else url
-
     def on_headers_complete(self) -> None:
-        url = self._url
-        self._url = b""
+        # The parser has validated the request line: "METHOD SP target SP HTTP/x.y".
+        raw = self._raw
+        parts = raw[: raw.find(b"\r\n")].split(b" ")
+        if len(parts) != 3:  # llhttp takes "GET /" as HTTP/0.9
+            raise HttpError(505, "HTTP/0.9 is not supported; use HTTP/1.1")
+        method, url, protocol = parts
         if len(url) > self._max_uri_bytes:
             raise HttpError(414, "the request URI is longer than the limit")
-        parser = self._parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise HttpError(505, f"HTTP/{version} is not supported; use HTTP/1.1")
-        head = RequestHead(self._raw, version, parser.get_method(), url, parser.should_keep_alive())
+        version = _VERSIONS.get(protocol)
+        if version is None:
+            raise HttpError(505, f"{protocol.decode()} is not supported; use HTTP/1.1")
+        head = RequestHead(raw, version, method, url)
         if head.chunked:
             self._state = _BODY_CHUNKED
         elif head.content_length:
@@ -243,11 +243,12 @@ class ResponseReader(_MessageReader):
     """Reads responses from a target. Call `expect_head_response()` before the response to a
     HEAD request; it has headers only, whatever they say."""
 
-    __slots__ = ("_handler", "_head_request")
+    __slots__ = ("_handler", "_head_request", "_status")
 
     def __init__(self, handler: ResponseHandler, max_header_bytes: int) -> None:
         self._handler = handler
         self._head_request = False
+        self._status = 0
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
@@ -270,11 +271,9 @@ class ResponseReader(_MessageReader):
         return super()._end(rest)
 
     def on_headers_complete(self) -> None:
-        parser = self._parser
-        status = parser.get_status_code()
-        head = ResponseHead(
-            self._raw, parser.get_http_version(), status, parser.should_keep_alive()
-        )
+        raw = self._raw  # validated: "HTTP/x.y SP 3DIGIT SP reason"
+        status = self._status = int(raw[9:12])
+        head = ResponseHead(raw, _VERSIONS.get(raw[:8], "1.1"), status)
         if 100 <= status < 200 and status != 101:
             self._handler.on_informational(head)
             return
@@ -293,11 +292,7 @@ class ResponseReader(_MessageReader):
             self._handler.on_response_end()
 
     def on_message_complete(self) -> None:
-        if (
-            self._state == _HEAD
-            and not self._complete
-            and 100 <= self._parser.get_status_code() < 200
-        ):
+        if self._state == _HEAD and not self._complete and 100 <= self._status < 200:
             return  # the end of a 1xx interim response: the final one follows
         if self._head_request:
             return

@@ -29,6 +29,10 @@ _RESPONSE_DROP = names_pattern((
     b"transfer-encoding", b"via",
 ))  # fmt: skip
 _HOST = names_pattern((b"host",))
+_CONNECTION_LINES = {
+    b"keep-alive": b"\r\nConnection: keep-alive",
+    b"close": b"\r\nConnection: close",
+}
 
 
 def _header_block(
@@ -38,6 +42,11 @@ def _header_block(
     raw = head.raw
     block = raw[raw.find(b"\r\n") : -4]
     if head.droppable:
+        if head.droppable == 1 and head.connection in _CONNECTION_LINES:
+            # The usual case, a lone "Connection: keep-alive": remove it without the regex.
+            trimmed = block.replace(_CONNECTION_LINES[head.connection], b"", 1)
+            if len(trimmed) < len(block):
+                return trimmed if remove is None else remove.sub(b"", trimmed)
         block = drop.sub(b"", block)
         extra = head.extra_hop_by_hop()
         if extra:

@@ -31,8 +31,8 @@ _PLAIN_CONNECTION = frozenset((b"close", b"keep-alive", b"upgrade", b"te", b""))
 class Head:
     """What requests and responses share. Field values are lower-cased.
 
-    `fields` holds (name, value) for the headers the proxy acts on; `droppable` says some
-    of them must not be forwarded as they are. The subclasses fill both in one pass.
+    `fields` holds (name, value) for the headers the proxy acts on; `droppable` counts those
+    that must not be forwarded as they are. The subclasses fill both in one pass.
     """
 
     __slots__ = (
@@ -55,7 +55,7 @@ class Head:
     connection: bytes  # Connection tokens, lower-case, comma-joined
     upgrade: bytes
     via: bytes
-    droppable: bool
+    droppable: int  # how many of `fields` must not be forwarded as they are
 
     def field(self, name: bytes) -> bytes | None:
         """The first value of a header the proxy acts on (lower-case name and value)."""
@@ -99,17 +99,15 @@ class RequestHead(Head):
         "target",
     )
 
-    def __init__(
-        self, raw: bytes, version: str, method: bytes, target: bytes, keep_alive: bool
-    ) -> None:
+    def __init__(self, raw: bytes, version: str, method: bytes, target: bytes) -> None:
         self.raw = raw
         self.version = version
         self.method = method
         self.target = target  # as received: path and query
         self.path, _, self.query = target.partition(b"?")
-        self.keep_alive = keep_alive
         self.content_length = None
-        self.chunked = self.droppable = self.expect_continue = False
+        self.chunked = self.expect_continue = False
+        self.droppable = 0
         self.connection = self.upgrade = self.via = self.host = self.forwarded_for = b""
         fields: list[tuple[bytes, bytes]] = _REQUEST_FIELDS.findall(raw.lower())
         self.fields = fields
@@ -123,7 +121,7 @@ class RequestHead(Head):
             if name == b"expect":
                 self.expect_continue = value.rstrip() == b"100-continue"
                 continue
-            self.droppable = True
+            self.droppable += 1
             if name == b"transfer-encoding":
                 self.chunked = True  # the parser refuses any coding but a final "chunked"
             elif name == b"connection":
@@ -135,6 +133,7 @@ class RequestHead(Head):
             elif name == b"x-forwarded-for":
                 seen = self.forwarded_for
                 self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
+        self.keep_alive = _keeps_alive(version, self.connection)
 
     @property
     def has_body(self) -> bool:
@@ -148,13 +147,13 @@ class RequestHead(Head):
 class ResponseHead(Head):
     __slots__ = ("keep_alive", "status")
 
-    def __init__(self, raw: bytes, version: str, status: int, keep_alive: bool) -> None:
+    def __init__(self, raw: bytes, version: str, status: int) -> None:
         self.raw = raw
         self.version = version
         self.status = status
-        self.keep_alive = keep_alive
         self.content_length = None
-        self.chunked = self.droppable = False
+        self.chunked = False
+        self.droppable = 0
         self.connection = self.upgrade = self.via = b""
         fields: list[tuple[bytes, bytes]] = _RESPONSE_FIELDS.findall(raw.lower())
         self.fields = fields
@@ -162,7 +161,7 @@ class ResponseHead(Head):
             if name == b"content-length":
                 self.content_length = int(value)
                 continue
-            self.droppable = True
+            self.droppable += 1
             if name == b"transfer-encoding":
                 self.chunked = True
             elif name == b"connection":
@@ -171,3 +170,13 @@ class ResponseHead(Head):
                 self.upgrade = value.rstrip()
             elif name == b"via":
                 self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
+        # Whether the connection may carry another message after this one's framing ends;
+        # a body delimited by the close is handled where the framing is decided.
+        self.keep_alive = _keeps_alive(version, self.connection)
+
+
+def _keeps_alive(version: str, connection: bytes) -> bool:
+    """RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
+    if version == "1.1":
+        return not connection or b"close" not in connection
+    return b"keep-alive" in connection

@@ -593,4 +593,4 @@ class DownstreamConnection(asyncio.Protocol):
 
 
 # The stand-in head for a request refused before its head could be parsed.
-_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", "1.1", b"-", b"-", False)
+_UNPARSED = RequestHead(b"- - HTTP/1.1\r\n\r\n", "1.1", b"-", b"-")
