@@ -29,10 +29,17 @@ def _print_warnings(loaded: config.LoadedConfig) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bascule.runtime.server import Unsupported, check_supported
+
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG
     _print_warnings(loaded)
+    try:
+        check_supported(loaded.config)
+    except Unsupported as exc:
+        print(f"{args.config}: valid, but `bascule run` will refuse it: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     print(f"{args.config}: OK")
     return 0
 
@@ -44,7 +51,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bascule.net.event_loop import run
-    from bascule.runtime.server import UnsupportedListener, serve
+    from bascule.runtime.server import Unsupported, serve
 
     loaded = _load(args.config)
     if loaded is None:
@@ -52,7 +59,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_warnings(loaded)
     try:
         return run(serve(loaded.config))
-    except (UnsupportedListener, OSError) as exc:
+    except Unsupported as exc:
+        logging.getLogger("bascule").error("%s: %s", args.config, exc)
+        return EXIT_CONFIG
+    except OSError as exc:
         logging.getLogger("bascule").error("%s", exc)
         return 1
 

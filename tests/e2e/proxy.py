@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -140,3 +141,17 @@ def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> bool:
 
 def weights(*pairs: tuple[Backend, int]) -> Iterable[dict[str, Any]]:
     return [{"address": b.address, "weight": w} for b, w in pairs]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True

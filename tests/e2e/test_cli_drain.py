@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -12,21 +11,7 @@ import threading
 import httpx
 
 from e2e.backends import slow_head
-from e2e.proxy import config, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
+from e2e.proxy import accepts, config, free_port, wait_until
 
 
 def test_sigterm_drains_in_flight_request_and_exits_0(backend, tmp_path):

@@ -18,8 +18,22 @@ from bascule.telemetry.access_log import AccessLog
 log = logging.getLogger("bascule")
 
 
-class UnsupportedListener(Exception):
-    pass
+class Unsupported(Exception):
+    """The config asks for something this release of Bascule does not do yet."""
+
+
+def check_supported(config: cfg.Config) -> None:
+    if config.workers != 1:
+        raise Unsupported(
+            f"workers: {config.workers}: this release serves from one worker process; "
+            "set workers: 1"
+        )
+    for listener in config.listeners:
+        if listener.protocol != "http":
+            raise Unsupported(
+                f"listener '{listener.name}': protocol {listener.protocol} is not in this "
+                "release (TLS and TCP listeners come later); use protocol: http"
+            )
 
 
 def _factory(ctx: ListenerContext) -> Callable[[], DownstreamConnection]:
@@ -38,11 +52,9 @@ async def serve(
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    for unsupported in (lc for lc in config.listeners if lc.protocol != "http"):
-        raise UnsupportedListener(
-            f"listener '{unsupported.name}': protocol {unsupported.protocol} is not available "
-            "in this version of Bascule (TLS and TCP listeners arrive in a later release)"
-        )
+    check_supported(config)
+    if config.admin is not None:
+        log.warning("admin.bind %s: no admin API in this release; ignored", config.admin.bind)
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
     upstreams = build_upstreams(config)
     contexts: list[ListenerContext] = []

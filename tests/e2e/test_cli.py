@@ -1,0 +1,93 @@
+"""The CLI as an operator uses it: check, schema, run's refusals, and the built-in demo."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+import httpx
+
+from e2e.proxy import accepts, free_port, wait_until
+
+BASCULE = [sys.executable, "-m", "bascule"]
+VALID = """\
+listeners:
+  - {name: main, bind: "127.0.0.1:18080"}
+routes:
+  - {name: site, match: {path: /}, upstream: web}
+upstreams:
+  web:
+    targets: [{address: "127.0.0.1:18081"}]
+"""
+
+
+def bascule(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BASCULE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_check_accepts_a_valid_file(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text(VALID)
+    result = bascule("check", "-c", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_lists_every_error_with_line_key_path_and_suggestion(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        VALID.replace("match: {path: /}", "match: {pth: /}").replace(
+            "upstream: web", "upstream: webb"
+        )
+    )
+    result = bascule("check", "-c", str(path))
+    assert result.returncode == 2
+    assert f"{path}:4:" in result.stderr
+    assert "routes[0].match.pth" in result.stderr
+    assert "did you mean 'path'" in result.stderr
+
+
+def test_check_and_run_refuse_what_this_release_cannot_do(tmp_path):
+    path = tmp_path / "workers.yaml"
+    path.write_text("workers: 4\n" + VALID)
+    checked = bascule("check", "-c", str(path))
+    assert checked.returncode == 2
+    assert "workers: 4" in checked.stderr
+    ran = bascule("run", "-c", str(path))
+    assert ran.returncode == 2
+    assert "workers: 4" in ran.stderr
+
+
+def test_schema_is_json_schema_of_the_config():
+    result = bascule("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert {"listeners", "routes", "upstreams"} <= set(schema["properties"])
+
+
+def test_demo_spreads_requests_over_three_backends_and_stops_on_sigterm():
+    port = free_port()
+    proc = subprocess.Popen(
+        [*BASCULE, "demo", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: accepts(port), timeout=15), "the demo never accepted"
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+            seen = Counter(client.get("/").json()["backend"] for _ in range(8))
+            api = client.get("/api/users")
+            health = client.get("/health")
+        assert seen == {"backend-1": 4, "backend-2": 2, "backend-3": 2}  # weights 2:1:1
+        assert api.json()["path"] == "/users"
+        assert health.text == "ok\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "curl" in err  # the printed lines to try
+    assert sum(1 for line in out.splitlines() if line.startswith('{"time"')) == 10
