@@ -60,6 +60,7 @@ class _MessageReader:
     __slots__ = (
         "_complete",
         "_head_buf",
+        "_head_request",
         "_max_header_bytes",
         "_parser",
         "_raw",
@@ -76,6 +77,7 @@ class _MessageReader:
         self._state = _HEAD
         self._remaining = 0
         self._complete = False
+        self._head_request = False  # responses only: the request was HEAD
         self._tail = b""  # the last bytes of a chunked body fed so far (rule 3)
         self.upgraded_at = -1
         self._parser: Any = self._new_parser()  # a request or a response parser
@@ -182,6 +184,10 @@ class _MessageReader:
         """The message is complete: be ready for the next one, and hand back what followed."""
         self._state = _HEAD
         self._complete = False
+        if self._head_request:
+            # llhttp still waits for the body a HEAD response only announced: start afresh
+            self._head_request = False
+            self._parser = self._new_parser()
         return rest
 
     def eof(self) -> bool:
@@ -243,11 +249,10 @@ class ResponseReader(_MessageReader):
     """Reads responses from a target. Call `expect_head_response()` before the response to a
     HEAD request; it has headers only, whatever they say."""
 
-    __slots__ = ("_handler", "_head_request", "_status")
+    __slots__ = ("_handler", "_status")
 
     def __init__(self, handler: ResponseHandler, max_header_bytes: int) -> None:
         self._handler = handler
-        self._head_request = False
         self._status = 0
         super().__init__(max_header_bytes)
 
@@ -262,13 +267,6 @@ class ResponseReader(_MessageReader):
 
     def expect_head_response(self) -> None:
         self._head_request = True
-
-    def _end(self, rest: bytes) -> bytes:
-        if self._head_request:
-            # llhttp still waits for the body a HEAD response only announced: start afresh
-            self._head_request = False
-            self._parser = self._new_parser()
-        return super()._end(rest)
 
     def on_headers_complete(self) -> None:
         raw = self._raw  # validated: "HTTP/x.y SP 3DIGIT SP reason"

@@ -133,7 +133,11 @@ class RequestHead(Head):
             elif name == b"x-forwarded-for":
                 seen = self.forwarded_for
                 self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
-        self.keep_alive = _keeps_alive(version, self.connection)
+        # RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"
+        connection = self.connection
+        self.keep_alive = (
+            b"close" not in connection if version == "1.1" else b"keep-alive" in connection
+        )
 
     @property
     def has_body(self) -> bool:
@@ -170,13 +174,8 @@ class ResponseHead(Head):
                 self.upgrade = value.rstrip()
             elif name == b"via":
                 self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
-        # Whether the connection may carry another message after this one's framing ends;
-        # a body delimited by the close is handled where the framing is decided.
-        self.keep_alive = _keeps_alive(version, self.connection)
-
-
-def _keeps_alive(version: str, connection: bytes) -> bool:
-    """RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
-    if version == "1.1":
-        return not connection or b"close" not in connection
-    return b"keep-alive" in connection
+        # As for requests; a body delimited by the close is handled where framing is decided.
+        connection = self.connection
+        self.keep_alive = (
+            b"close" not in connection if version == "1.1" else b"keep-alive" in connection
+        )
