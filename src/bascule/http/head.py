@@ -57,6 +57,17 @@ class Head:
     via: bytes
     droppable: int  # how many of `fields` must not be forwarded as they are
 
+    def _note_hop_by_hop(self, name: bytes, value: bytes) -> None:
+        """Take in a header that is not forwarded as received (rare: one call per such header)."""
+        if name == b"transfer-encoding":
+            self.chunked = True  # the parser refuses any coding but a final "chunked"
+        elif name == b"connection":
+            self.connection = self.connection + b"," + value if self.connection else value
+        elif name == b"upgrade":
+            self.upgrade = value.rstrip()
+        elif name == b"via":
+            self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
+
     def field(self, name: bytes) -> bytes | None:
         """The first value of a header the proxy acts on (lower-case name and value)."""
         for key, value in self.fields:
@@ -122,17 +133,11 @@ class RequestHead(Head):
                 self.expect_continue = value.rstrip() == b"100-continue"
                 continue
             self.droppable += 1
-            if name == b"transfer-encoding":
-                self.chunked = True  # the parser refuses any coding but a final "chunked"
-            elif name == b"connection":
-                self.connection = self.connection + b"," + value if self.connection else value
-            elif name == b"upgrade":
-                self.upgrade = value.rstrip()
-            elif name == b"via":
-                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
-            elif name == b"x-forwarded-for":
+            if name == b"x-forwarded-for":
                 seen = self.forwarded_for
                 self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
+            else:
+                self._note_hop_by_hop(name, value)
         # RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"
         connection = self.connection
         self.keep_alive = (
@@ -166,14 +171,7 @@ class ResponseHead(Head):
                 self.content_length = int(value)
                 continue
             self.droppable += 1
-            if name == b"transfer-encoding":
-                self.chunked = True
-            elif name == b"connection":
-                self.connection = self.connection + b"," + value if self.connection else value
-            elif name == b"upgrade":
-                self.upgrade = value.rstrip()
-            elif name == b"via":
-                self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
+            self._note_hop_by_hop(name, value)
         # As for requests; a body delimited by the close is handled where framing is decided.
         connection = self.connection
         self.keep_alive = (

@@ -22,6 +22,7 @@ from bascule.proxy.errors import ProxyError, Source
 from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.upstream_connection import UpstreamConnection
+from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
 from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.connection_pool import ConnectTimeout
@@ -44,8 +45,6 @@ class DownstreamConnection(asyncio.Protocol):
         "_paused",
         "_pick",
         "_requests",
-        "_timer",
-        "_timer_at",
         "_write_paused",
         "_write_paused_at",
         "client_ip",
@@ -56,6 +55,7 @@ class DownstreamConnection(asyncio.Protocol):
         "reader",
         "transport",
         "tunnel",
+        "watchdog",
     )
 
     def __init__(self, ctx: ListenerContext) -> None:
@@ -74,8 +74,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._write_paused = False
         self._write_paused_at = 0.0
         self._head_since = self._idle_since = self._last_read = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self.watchdog = Watchdog(self.loop, self._on_timer)
 
     @property
     def draining(self) -> bool:
@@ -92,7 +91,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.ctx.connections.add(self)
         now = self.loop.time()
         self._head_since = self._idle_since = self._last_read = now
-        self._arm(now + self.ctx.header_timeout)
+        self.watchdog.arm(now + self.ctx.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         tunnel = self.tunnel
@@ -114,7 +113,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self._cancel_timer()
+        self.watchdog.cancel()
         self.ctx.forget(self)
         ex = self.ex
         if ex is None:
@@ -146,7 +145,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex
         if ex is not None and ex.upstream_conn is not None:
             ex.upstream_conn.pause_reading()
-        self._arm(self._write_paused_at + self.ctx.body_timeout)
+        self.watchdog.arm(self._write_paused_at + self.ctx.body_timeout)
 
     def resume_writing(self) -> None:
         self._write_paused = False
@@ -169,7 +168,7 @@ class DownstreamConnection(asyncio.Protocol):
     def start_tunnel(self, conn: UpstreamConnection) -> None:
         """The target switched protocols: from now on bytes pass untouched both ways."""
         self.tunnel = conn
-        self._cancel_timer()  # the target connection's timer watches the tunnel's idle time
+        self.watchdog.cancel()  # the target connection's timer watches the tunnel's idle time
         if self._held:
             conn.send(self._held)
             self._held = b""
@@ -196,8 +195,8 @@ class DownstreamConnection(asyncio.Protocol):
         # The timer may be set for much later (a body or header deadline); an idle
         # keep-alive connection must close after keepalive_timeout, not after that.
         deadline += ctx.keepalive_timeout
-        if self._timer is None or self._timer_at > deadline:
-            self._arm(deadline)
+        if self.watchdog.handle is None or self.watchdog.at > deadline:
+            self.watchdog.arm(deadline)
         held = self._held
         if held:
             self._held = b""
@@ -491,9 +490,9 @@ class DownstreamConnection(asyncio.Protocol):
             ex = self.ex
             if rest is None:
                 if ex is None:
-                    self._arm(self._head_since + self.ctx.header_timeout)
+                    self.watchdog.arm(self._head_since + self.ctx.header_timeout)
                 elif not ex.request_done:
-                    self._arm(self._last_read + self.ctx.body_timeout)
+                    self.watchdog.arm(self._last_read + self.ctx.body_timeout)
                 return
             if not rest or self.transport is None or self.transport.is_closing():
                 return
@@ -525,21 +524,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------
 
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            if self._timer_at <= when:
-                return  # fires earlier and re-evaluates
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _on_timer(self) -> None:
-        self._timer = None
         if self.transport is None or self.tunnel is not None:
             return
         now = self.loop.time()
@@ -576,7 +561,7 @@ class DownstreamConnection(asyncio.Protocol):
                 return
         else:
             deadline = now + ctx.body_timeout
-        self._arm(deadline)
+        self.watchdog.arm(deadline)
 
     def _abandon(self, ex: Exchange | None, reason: str) -> None:
         if ex is not None:

@@ -15,6 +15,7 @@ from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
 from bascule.proxy.errors import ProxyError, Source
+from bascule.proxy.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from bascule.proxy.downstream import DownstreamConnection
@@ -30,8 +31,6 @@ class UpstreamConnection(asyncio.Protocol):
         "_keeps_alive",
         "_out",
         "_reading_paused",
-        "_timer",
-        "_timer_at",
         "client",
         "ex",
         "idle_since",
@@ -43,6 +42,7 @@ class UpstreamConnection(asyncio.Protocol):
         "transport",
         "tunnel",
         "upstream",
+        "watchdog",
     )
 
     def __init__(self, upstream: Upstream) -> None:
@@ -60,8 +60,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._keeps_alive = False
         self._reading_paused = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self.watchdog = Watchdog(self.loop, self._on_timer)
 
     # -- pool contract ---------------------------------------------------------------------
 
@@ -73,8 +72,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.pool = pool
         deadline = self.idle_since = self.loop.time()
         deadline += pool.idle_timeout
-        if self._timer is None or self._timer_at > deadline:
-            self._arm(deadline)
+        if self.watchdog.handle is None or self.watchdog.at > deadline:
+            self.watchdog.arm(deadline)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -101,8 +100,8 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream_started = monotonic()
         deadline = self.last_activity = self.loop.time()
         deadline += self.upstream.read_timeout
-        if self._timer is None or self._timer_at > deadline:
-            self._arm(deadline)
+        if self.watchdog.handle is None or self.watchdog.at > deadline:
+            self.watchdog.arm(deadline)
 
     def send(self, data: bytes) -> None:
         """Request body bytes (already framed) or tunnel bytes from the client."""
@@ -158,7 +157,7 @@ class UpstreamConnection(asyncio.Protocol):
         return False  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
+        self.watchdog.cancel()
         self.transport = None
         if self.pool is not None:
             self.pool.forget(self)
@@ -294,7 +293,7 @@ class UpstreamConnection(asyncio.Protocol):
         ex, client = self.ex, self.client
         self.ex = None
         self.client = None
-        self._cancel_timer()
+        self.watchdog.cancel()
         self._out.clear()
         if self.transport is not None:
             self.transport.abort()
@@ -305,37 +304,23 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- the one timer: idle timeout in the pool, read timeout while carrying a request ----
 
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            if self._timer_at <= when:
-                return
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._on_timer)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     def _on_timer(self) -> None:
-        self._timer = None
         now = self.loop.time()
         if self.pool is not None:
             deadline = self.idle_since + self.pool.idle_timeout
             if now >= deadline:
                 self.close()
             else:
-                self._arm(deadline)
+                self.watchdog.arm(deadline)
             return
         if self.ex is None:
             return
         if self._reading_paused:  # the client is the slow one; its own timer watches that
-            self._arm(now + self.upstream.read_timeout)
+            self.watchdog.arm(now + self.upstream.read_timeout)
             return
         deadline = self.last_activity + self.upstream.read_timeout
         if now < deadline:
-            self._arm(deadline)
+            self.watchdog.arm(deadline)
             return
         timeout = self.upstream.read_timeout
         if self.tunnel:
