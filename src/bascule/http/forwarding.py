@@ -100,7 +100,7 @@ def upstream_request_head(
     parts.append(b"\r\nVia: " + head.via + b", " + VIA if head.via else b"\r\nVia: " + VIA)
     if head.chunked:
         parts.append(b"\r\nTransfer-Encoding: chunked")
-    if head.upgrade and b"upgrade" in head.connection:
+    if head.wants_upgrade:
         parts.append(b"\r\nConnection: upgrade\r\nUpgrade: " + head.upgrade)
     if added:
         parts.append(added)

@@ -108,6 +108,7 @@ class RequestHead(Head):
         "path",
         "query",
         "target",
+        "wants_upgrade",
     )
 
     def __init__(self, raw: bytes, version: str, method: bytes, target: bytes) -> None:
@@ -140,6 +141,7 @@ class RequestHead(Head):
                 self._note_hop_by_hop(name, value)
         # RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"
         connection = self.connection
+        self.wants_upgrade = bool(self.upgrade) and b"upgrade" in connection
         self.keep_alive = (
             b"close" not in connection if version == "1.1" else b"keep-alive" in connection
         )
@@ -147,10 +149,6 @@ class RequestHead(Head):
     @property
     def has_body(self) -> bool:
         return self.chunked or bool(self.content_length)
-
-    @property
-    def wants_upgrade(self) -> bool:
-        return bool(self.upgrade) and b"upgrade" in self.connection
 
 
 class ResponseHead(Head):

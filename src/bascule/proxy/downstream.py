@@ -76,10 +76,6 @@ class DownstreamConnection(asyncio.Protocol):
         self._head_since = self._idle_since = self._last_read = 0.0
         self.watchdog = Watchdog(self.loop, self._on_timer)
 
-    @property
-    def draining(self) -> bool:
-        return self.ctx.draining
-
     # -- asyncio callbacks -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -229,7 +229,7 @@ class UpstreamConnection(asyncio.Protocol):
             )
             return
         self._keeps_alive = head.keep_alive
-        close = ex.close_after or not request.keep_alive or self.client.draining
+        close = ex.close_after or not request.keep_alive or self.client.ctx.draining
         has_body = request.method != b"HEAD" and status != 204 and status != 304
         chunked = False
         if head.chunked or (head.content_length is None and has_body):
