@@ -29,9 +29,6 @@ class Proxy:
         ]
         self.config = cfg.model_copy(update={"listeners": listeners})
         self.loop = new_event_loop()
-        # Signal handlers can only be installed from the main thread; the CLI test covers them.
-        self.loop.add_signal_handler = lambda *args: None  # type: ignore[method-assign]
-        self.loop.remove_signal_handler = lambda *args: True  # type: ignore[method-assign]
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable
 
 from bascule import config as cfg
@@ -69,7 +70,12 @@ async def serve(
             port = server.sockets[0].getsockname()[1]
             bound.append((spec.name, spec.bind.host, port))
             log.info("listener %s: accepting http on %s:%d", spec.name, spec.bind.host, port)
-        signals = (signal.SIGTERM, signal.SIGINT)
+        # Signals reach only the main thread; embedded elsewhere, `stop` is the way to stop.
+        signals = (
+            (signal.SIGTERM, signal.SIGINT)
+            if threading.current_thread() is threading.main_thread()
+            else ()
+        )
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
         if on_ready is not None:
