@@ -93,6 +93,23 @@ def test_invalid_upstream_response_is_502(backend, bascule):
     assert b"invalid response" in response.body
 
 
+def test_invalid_bytes_mid_body_send_what_was_valid_then_close(backend, bascule):
+    async def corrupt(request, writer):
+        # a valid head and first chunk, then a chunk size that is not hex, in one write
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+        return False
+
+    proxy = bascule(config(backend(corrupt)))
+    with Wire(proxy.port) as wire:
+        response = wire.request(GET)
+    assert response.status == 200
+    assert response.body == b"hello"
+    assert not response.terminal_chunk  # cut short, and visibly so
+    log = proxy.last_log()
+    assert log["error_source"] == "upstream"
+    assert "invalid response" in log["error"]
+
+
 def test_upstream_close_mid_body_closes_client_without_terminal_chunk(backend, bascule):
     proxy = bascule(config(backend(broken_body("chunked"))))
     with Wire(proxy.port) as wire:

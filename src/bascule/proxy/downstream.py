@@ -447,11 +447,12 @@ class DownstreamConnection(asyncio.Protocol):
         ex.error = error
         self._respond(ex, error.status, error_body(error.status, error.message))
 
-    def _reject(self, status: int, reason: str) -> None:
-        """The client sent something unacceptable: answer if we still can, then close."""
+    def _reject(self, status: int, reason: str, source: Source = Source.DOWNSTREAM) -> None:
+        """The client sent something unacceptable (or Bascule failed reading it): answer if
+        we still can, then close."""
         ex = self.ex
-        error = ProxyError(Source.DOWNSTREAM, status, reason)
-        log.info("%d downstream: %s (client=%s)", status, reason, self.client_ip.decode())
+        error = ProxyError(source, status, reason)
+        log.info("%d %s: %s (client=%s)", status, source.value, reason, self.client_ip.decode())
         if ex is None:
             ex = Exchange(_UNPARSED, monotonic())
         self.ex = None
@@ -481,7 +482,7 @@ class DownstreamConnection(asyncio.Protocol):
                 log.exception(
                     "internal error while reading a request from %s", self.client_ip.decode()
                 )
-                self._reject(500, "internal error")
+                self._reject(500, "internal error", Source.INTERNAL)
                 return
             ex = self.ex
             if rest is None:

@@ -7,6 +7,7 @@ arrives; bytes produced by one `data_received` are written in one call.
 from __future__ import annotations
 
 import asyncio
+import logging
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
@@ -16,6 +17,8 @@ from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
 from bascule.proxy.errors import ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
+
+log = logging.getLogger("bascule.proxy")
 
 if TYPE_CHECKING:
     from bascule.proxy.downstream import DownstreamConnection
@@ -135,10 +138,20 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.last_activity = self.loop.time()
+        error: ProxyError | None = None
         try:
             rest = self.reader.feed(data)
         except HttpError as exc:
-            self._fail(ProxyError(Source.UPSTREAM, 502, f"invalid response from target: {exc}"))
+            error = ProxyError(Source.UPSTREAM, 502, f"invalid response from target: {exc}")
+        except Exception:
+            log.exception("internal error while relaying a response from %s", self.upstream.name)
+            error = ProxyError(Source.INTERNAL, 500, "internal error while relaying the response")
+        if error is not None:
+            # What was valid before the fault goes out (a client then sees a response cut
+            # short, never one that looks complete); with nothing out yet, it gets the error.
+            if self._out and ex.response_started:
+                client.send(b"".join(self._out))
+            self._fail(error)
             return
         out = self._out
         if out:
