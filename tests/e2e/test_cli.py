@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import resource
+import shlex
 import signal
 import subprocess
 import sys
 from collections import Counter
 
 import httpx
+import pytest
 
 from e2e.proxy import accepts, free_port, wait_until
 
@@ -91,3 +94,27 @@ def test_demo_spreads_requests_over_three_backends_and_stops_on_sigterm():
     assert proc.returncode == 0, err
     assert "curl" in err  # the printed lines to try
     assert sum(1 for line in out.splitlines() if line.startswith('{"time"')) == 10
+
+
+def test_run_lifts_the_open_files_limit_to_the_hard_limit(tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 64:
+        pytest.skip("no finite hard limit above the one this test sets")
+    port = free_port()
+    path = tmp_path / "ok.yaml"
+    path.write_text(VALID.replace("127.0.0.1:18080", f"127.0.0.1:{port}"))
+    command = " ".join(shlex.quote(part) for part in [*BASCULE, "run", "-c", str(path)])
+    proc = subprocess.Popen(
+        ["sh", "-c", f"ulimit -Sn 64 && exec {command}"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert wait_until(lambda: accepts(port), timeout=15), "bascule never accepted"
+        limits = f"/proc/{proc.pid}/limits"
+        with open(limits) as lines:
+            row = next(line for line in lines if line.startswith("Max open files"))
+        assert int(row.split()[3]) == hard
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert f"open files limit: {hard}" in err

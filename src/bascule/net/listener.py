@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import resource
 from collections.abc import Callable
 
 BACKLOG = 4096  # deep enough for a burst of connections while one worker is busy
+
+log = logging.getLogger("bascule")
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft limit on open files to the hard one, as nginx's worker_rlimit_nofile.
+
+    Every proxied exchange holds two descriptors; a default soft limit of 1024 would cap a
+    worker at about 500 concurrent exchanges. Returns the limit now in force.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft >= hard:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open files limit stays at %d: %s", soft, exc)
+        return soft
+    return hard
 
 
 async def listen(

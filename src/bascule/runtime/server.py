@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 
 from bascule import config as cfg
-from bascule.net.listener import listen
+from bascule.net.listener import listen, raise_open_file_limit
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
 from bascule.runtime.build import build_listener_context, build_upstreams
@@ -56,6 +56,8 @@ async def serve(
     check_supported(config)
     if config.admin is not None:
         log.warning("admin.bind %s: no admin API in this release; ignored", config.admin.bind)
+    open_files = raise_open_file_limit()
+    log.info("open files limit: %d (about %d concurrent exchanges)", open_files, open_files // 2)
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
     upstreams = build_upstreams(config)
     contexts: list[ListenerContext] = []
