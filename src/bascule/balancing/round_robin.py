@@ -42,7 +42,12 @@ class RoundRobin(Generic[T]):
         targets = self._targets
         if not targets:
             return None
-        target = targets[self._pick_index()]
+        if self._equal:  # the common case, without a call
+            index = self._next
+            self._next = (index + 1) % len(targets)
+            target = targets[index]
+        else:
+            target = targets[self._pick_index()]
         if ctx.exclude and target in ctx.exclude:
             return next(self.candidates(ctx), None)
         return target

@@ -45,7 +45,6 @@ class DownstreamConnection(asyncio.Protocol):
         "_paused",
         "_pick",
         "_requests",
-        "_write_paused",
         "_write_paused_at",
         "client_ip",
         "ctx",
@@ -56,6 +55,7 @@ class DownstreamConnection(asyncio.Protocol):
         "transport",
         "tunnel",
         "watchdog",
+        "write_paused",
     )
 
     def __init__(self, ctx: ListenerContext) -> None:
@@ -71,7 +71,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._paused = 0
         self._pick = PickContext()
         self._requests = 0
-        self._write_paused = False
+        self.write_paused = False  # the client reads slower than we send
         self._write_paused_at = 0.0
         self._head_since = self._idle_since = self._last_read = 0.0
         self.watchdog = Watchdog(self.loop, self._on_timer)
@@ -102,7 +102,34 @@ class DownstreamConnection(asyncio.Protocol):
             return
         if ex is None and not self.reader.head_started:
             self._head_since = now
-        self._feed(data)
+        reader = self.reader
+        while True:
+            try:
+                rest = reader.feed(data)
+            except HttpError as exc:
+                self._reject(exc.status, exc.reason)
+                return
+            except Exception:
+                log.exception(
+                    "internal error while reading a request from %s", self.client_ip.decode()
+                )
+                self._reject(500, "internal error", Source.INTERNAL)
+                return
+            ex = self.ex
+            if rest is None:
+                if ex is None:
+                    self.watchdog.arm(self._head_since + self.ctx.header_timeout)
+                elif not ex.request_done:
+                    self.watchdog.arm(self._last_read + self.ctx.body_timeout)
+                return
+            if not rest or self.transport is None or self.transport.is_closing():
+                return
+            if ex is not None:
+                self._held = rest
+                self._pause(_HELD)
+                return
+            data = rest
+            self._head_since = self.loop.time()
 
     def eof_received(self) -> bool | None:
         return False
@@ -136,7 +163,7 @@ class DownstreamConnection(asyncio.Protocol):
             self._log(ex)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
         self._write_paused_at = self.loop.time()
         ex = self.ex
         if ex is not None and ex.upstream_conn is not None:
@@ -144,7 +171,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.watchdog.arm(self._write_paused_at + self.ctx.body_timeout)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         ex = self.ex
         if ex is not None and ex.upstream_conn is not None:
             ex.upstream_conn.resume_reading()
@@ -196,8 +223,7 @@ class DownstreamConnection(asyncio.Protocol):
         held = self._held
         if held:
             self._held = b""
-            self._head_since = self._idle_since
-            self._feed(held)
+            self.data_received(held)
         if self._paused & _HELD:
             current = self.ex
             if current is None or not current.request_done:
@@ -336,15 +362,10 @@ class DownstreamConnection(asyncio.Protocol):
         )
         conn = None if fresh else target.pool.take_idle()
         if conn is not None:
-            self._begin(cast(UpstreamConnection, conn), ex, head)
+            cast(UpstreamConnection, conn).begin(ex, self, head)
             return
         self._pause(_CONNECTING)
         self.loop.create_task(self._connect(ex, target, head))
-
-    def _begin(self, conn: UpstreamConnection, ex: Exchange, head: bytes) -> None:
-        conn.begin(ex, self, head)
-        if self._write_paused:
-            conn.pause_reading()
 
     async def _connect(self, ex: Exchange, target: Target, head: bytes) -> None:
         timeout = target.pool.connect_timeout
@@ -372,7 +393,7 @@ class DownstreamConnection(asyncio.Protocol):
                 target.pool.put_back(conn)  # still a good connection for someone else
                 return
             self._resume(_CONNECTING)
-            self._begin(conn, ex, head)
+            conn.begin(ex, self, head)
             return
         target.in_flight -= 1
         self._resume(_CONNECTING)
@@ -470,36 +491,6 @@ class DownstreamConnection(asyncio.Protocol):
 
     # -- plumbing --------------------------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        reader = self.reader
-        while True:
-            try:
-                rest = reader.feed(data)
-            except HttpError as exc:
-                self._reject(exc.status, exc.reason)
-                return
-            except Exception:
-                log.exception(
-                    "internal error while reading a request from %s", self.client_ip.decode()
-                )
-                self._reject(500, "internal error", Source.INTERNAL)
-                return
-            ex = self.ex
-            if rest is None:
-                if ex is None:
-                    self.watchdog.arm(self._head_since + self.ctx.header_timeout)
-                elif not ex.request_done:
-                    self.watchdog.arm(self._last_read + self.ctx.body_timeout)
-                return
-            if not rest or self.transport is None or self.transport.is_closing():
-                return
-            if ex is not None:
-                self._held = rest
-                self._pause(_HELD)
-                return
-            data = rest
-            self._head_since = self.loop.time()
-
     def _pause(self, reason: int) -> None:
         if not self._paused and self.transport is not None and not self.transport.is_closing():
             self.transport.pause_reading()
@@ -527,7 +518,7 @@ class DownstreamConnection(asyncio.Protocol):
         now = self.loop.time()
         ctx = self.ctx
         ex = self.ex
-        if self._write_paused:
+        if self.write_paused:
             deadline = self._write_paused_at + ctx.body_timeout
             if now >= deadline:
                 log.info(

@@ -93,6 +93,8 @@ class UpstreamConnection(asyncio.Protocol):
         ex.upstream_conn = self
         if ex.head.method == b"HEAD":
             self.reader.expect_head_response()
+        if client.write_paused:
+            self.pause_reading()
         transport = self.transport
         assert transport is not None
         if ex.pending:
