@@ -3,7 +3,10 @@ and once the response has started, a close that never looks like a complete resp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import threading
 import time
 
 import pytest
@@ -70,6 +73,41 @@ def test_read_timeout_is_504(backend, bascule):
     assert b"target stopped responding" in response.body
     assert 0.25 < time.monotonic() - started < 3
     assert proxy.last_log()["error_source"] == "upstream"
+
+
+def test_target_that_stops_reading_the_body_hits_send_timeout(backend, bascule):
+    async def deaf(backend, reader, writer):
+        await asyncio.sleep(5)  # accepts, never reads: the request body backs up
+
+    timeouts = {"send": "300ms", "read": "30s"}  # only the send timeout can explain a 504
+    proxy = bascule(config(backend(deaf, raw=True), upstream={"timeouts": timeouts}))
+    size = 64 * 1024 * 1024  # far more than loopback socket buffers hold, under the body limit
+    sock = socket.create_connection(("127.0.0.1", proxy.port))
+    sock.settimeout(10)
+    head = b"PUT /x HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % size
+
+    def upload():
+        with contextlib.suppress(OSError):  # Bascule closes on us once it has answered
+            sock.sendall(head)
+            piece = b"x" * (1024 * 1024)
+            for _ in range(size // len(piece)):
+                sock.sendall(piece)
+
+    sender = threading.Thread(target=upload, daemon=True)
+    started = time.monotonic()
+    sender.start()
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    elapsed = time.monotonic() - started
+    sock.close()
+    sender.join(timeout=5)
+    assert answer.startswith(b"HTTP/1.1 504 ")
+    assert elapsed < 5
+    assert proxy.last_log()["error"].startswith("target stopped reading the request")
 
 
 def test_upstream_close_before_response_is_502(backend, bascule):

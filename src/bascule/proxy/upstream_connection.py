@@ -34,6 +34,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_keeps_alive",
         "_out",
         "_reading_paused",
+        "_write_paused_at",
         "client",
         "ex",
         "idle_since",
@@ -63,6 +64,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._keeps_alive = False
         self._reading_paused = False
+        self._write_paused_at = 0.0  # when the target stopped taking our bytes; 0: it takes them
         self.watchdog = Watchdog(self.loop, self._on_timer)
 
     # -- pool contract ---------------------------------------------------------------------
@@ -199,10 +201,15 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(ProxyError(Source.UPSTREAM, 502, message, retry_safe=stale))
 
     def pause_writing(self) -> None:
+        """The target reads the request slower than the client sends it."""
+        now = self._write_paused_at = self.loop.time()
         if self.client is not None:
             self.client.pause_reading_for_upstream()
+            self.watchdog.arm(now + self.upstream.send_timeout)
 
     def resume_writing(self) -> None:
+        self._write_paused_at = 0.0
+        self.last_activity = self.loop.time()  # the target is making progress
         if self.client is not None:
             self.client.resume_reading_for_upstream()
 
@@ -329,6 +336,18 @@ class UpstreamConnection(asyncio.Protocol):
                 self.watchdog.arm(deadline)
             return
         if self.ex is None:
+            return
+        if self._write_paused_at:
+            deadline = self._write_paused_at + self.upstream.send_timeout
+            if now >= deadline:
+                timeout = self.upstream.send_timeout
+                self._fail(
+                    ProxyError(
+                        Source.UPSTREAM, 504, f"target stopped reading the request for {timeout:g}s"
+                    )
+                )
+            else:
+                self.watchdog.arm(deadline)
             return
         if self._reading_paused:  # the client is the slow one; its own timer watches that
             self.watchdog.arm(now + self.upstream.read_timeout)
