@@ -7,9 +7,9 @@ Semantics, in this order:
 3. add — appended, keeping any existing headers of that name.
 
 Values are literals: no placeholders. Names keep the spelling the config gives them.
-The same edits also come as raw bytes (`lines`, `removal_pattern`) for an engine that edits
-the header block without splitting it into pairs (PERFORMANCE.md: one Python step per
-header is what header-heavy requests cannot afford).
+The edits come as raw bytes (`removal_pattern`, `lines`) because the engine edits the header
+block without splitting it into pairs (PERFORMANCE.md: one Python step per header is what
+header-heavy requests cannot afford).
 """
 
 from __future__ import annotations
@@ -24,13 +24,12 @@ _TOKEN = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHI
 
 
 class HeaderEdits:
-    """Header edits prepared once into bytes and applied to a header list in place."""
+    """Header edits prepared once into bytes: lines to drop (a pattern) and lines to add."""
 
-    __slots__ = ("_append", "_drop", "_touched")
+    __slots__ = ("_append", "_drop")
 
     _drop: frozenset[bytes]  # lower-case names removed or replaced
     _append: tuple[tuple[bytes, bytes], ...]  # set headers, then added headers
-    _touched: frozenset[bytes]
 
     def __init__(
         self,
@@ -43,16 +42,6 @@ class HeaderEdits:
         removed = frozenset(_name("remove", name).lower() for name in remove or ())
         self._drop = removed | {name.lower() for name, _ in to_set}
         self._append = to_set + to_add
-        self._touched = self._drop | {name.lower() for name, _ in to_add}
-
-    @property
-    def is_empty(self) -> bool:
-        """True when applying would change nothing, so the caller can skip the call."""
-        return not self._touched
-
-    def names_touched(self) -> frozenset[bytes]:
-        """Lower-case names these edits may remove, replace or add."""
-        return self._touched
 
     def removal_pattern(self) -> re.Pattern[bytes] | None:
         """Matches each raw header line ("\\r\\nName: value") that remove or set drops."""
@@ -61,17 +50,6 @@ class HeaderEdits:
     def lines(self) -> bytes:
         """The set and added headers as raw lines, each "\\r\\nName: value"."""
         return b"".join(b"\r\n" + name + b": " + value for name, value in self._append)
-
-    def apply(self, headers: list[tuple[bytes, bytes]]) -> None:
-        """Edit `headers` in place; the list is rebuilt only if a header is dropped."""
-        drop = self._drop
-        if drop:
-            for i, (name, _) in enumerate(headers):
-                if name.lower() in drop:
-                    headers[i:] = [pair for pair in headers[i:] if pair[0].lower() not in drop]
-                    break
-        if self._append:
-            headers.extend(self._append)
 
 
 def _pairs(key: str, headers: Mapping[str, str] | None) -> tuple[tuple[bytes, bytes], ...]:

@@ -68,13 +68,6 @@ class Head:
         elif name == b"via":
             self.via = self.via + b", " + value.rstrip() if self.via else value.rstrip()
 
-    def field(self, name: bytes) -> bytes | None:
-        """The first value of a header the proxy acts on (lower-case name and value)."""
-        for key, value in self.fields:
-            if key == name:
-                return value.rstrip()
-        return None
-
     def header(self, name: bytes) -> bytes | None:
         """The first value of any header `name` (lower-case), as received; the slow path."""
         for key, value in self.headers():

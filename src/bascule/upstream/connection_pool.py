@@ -57,9 +57,6 @@ class ConnectionPool:
         self._idle: list[PooledConnection] = []
         self._closed = False
 
-    def __len__(self) -> int:
-        return len(self._idle)
-
     def take_idle(self) -> PooledConnection | None:
         """An idle connection ready for a request, without waiting; None if there is none."""
         idle = self._idle
