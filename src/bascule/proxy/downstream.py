@@ -157,8 +157,6 @@ class DownstreamConnection(asyncio.Protocol):
             if not ex.response_started:
                 ex.status = 499
             if conn is not None:
-                if conn.ex is ex and ex.target is not None:
-                    ex.target.in_flight -= 1
                 conn.detach()
             self._log(ex)
 
@@ -345,7 +343,6 @@ class DownstreamConnection(asyncio.Protocol):
             )
             return
         ex.target = target
-        target.in_flight += 1
         request = ex.head
         path_and_query = request.target
         if plan.rewrite is not None:
@@ -389,13 +386,11 @@ class DownstreamConnection(asyncio.Protocol):
         else:
             assert isinstance(conn, UpstreamConnection)
             if self.ex is not ex or self.transport is None:
-                target.in_flight -= 1
                 target.pool.put_back(conn)  # still a good connection for someone else
                 return
             self._resume(_CONNECTING)
             conn.begin(ex, self, head)
             return
-        target.in_flight -= 1
         self._resume(_CONNECTING)
         self.upstream_failed(ex, error)
 
@@ -480,8 +475,6 @@ class DownstreamConnection(asyncio.Protocol):
         ex.error = error
         conn = ex.upstream_conn
         if conn is not None:
-            if conn.ex is ex and ex.target is not None:
-                ex.target.in_flight -= 1
             conn.detach()
         if not ex.response_started:
             ex.status = status
@@ -557,8 +550,6 @@ class DownstreamConnection(asyncio.Protocol):
             ex.error = ProxyError(Source.DOWNSTREAM, 499, reason)
             conn = ex.upstream_conn
             if conn is not None:
-                if conn.ex is ex and ex.target is not None:
-                    ex.target.in_flight -= 1
                 conn.detach()
             self._log(ex)
         if self.transport is not None:

@@ -295,8 +295,6 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self, ex: Exchange, client: DownstreamConnection, *, reusable: bool) -> None:
         self.ex = None
         self.client = None
-        if ex.target is not None:
-            ex.target.in_flight -= 1
         # the reader is between messages here: the response ended where `reusable` was decided
         if (
             reusable
@@ -320,8 +318,6 @@ class UpstreamConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
         if ex is not None and client is not None:
-            if ex.target is not None:
-                ex.target.in_flight -= 1
             client.upstream_failed(ex, error)
 
     # -- the one timer: idle timeout in the pool, read timeout while carrying a request ----

@@ -1,4 +1,4 @@
-"""A target: one backend address with its weight and live state."""
+"""A target: one backend address with its weight, region and pool of connections."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 class Target:
-    __slots__ = ("address", "host", "in_flight", "name", "pool", "port", "region", "weight")
+    __slots__ = ("address", "host", "name", "pool", "port", "region", "weight")
 
     def __init__(self, host: str, port: int, weight: int = 1, region: str | None = None) -> None:
         self.host = host
@@ -18,7 +18,6 @@ class Target:
         self.region = region
         self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.address = self.name.encode()  # as a Host header value when Host is not preserved
-        self.in_flight = 0
         self.pool: ConnectionPool
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 from bascule.balancing import Balancer, PickContext, create
 from bascule.upstream.target import Target
@@ -11,7 +11,6 @@ from bascule.upstream.target import Target
 class Upstream:
     __slots__ = (
         "balancer",
-        "candidates",
         "connect_timeout",
         "name",
         "pick",
@@ -33,9 +32,8 @@ class Upstream:
         self.name = name
         self.targets = tuple(targets)
         self.balancer: Balancer[Target] = create(balance, self.targets)
-        # the balancer's own methods: no extra call on the request path
+        # the balancer's own method: no extra call on the request path
         self.pick: Callable[[PickContext], Target | None] = self.balancer.pick
-        self.candidates: Callable[[PickContext], Iterator[Target]] = self.balancer.candidates
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.send_timeout = send_timeout
