@@ -81,6 +81,23 @@ def test_x_forwarded_proto_host_and_real_ip_are_set_and_unforgeable(backend, bas
     assert "X-Forwarded-For" in dict(seen["headers"])
 
 
+def test_behind_a_trusted_proxy_the_forwarded_client_is_the_client(backend, bascule):
+    proxy = bascule({**config(backend(echo)), "trusted_proxies": ["127.0.0.0/8"]})
+    seen = forwarded(
+        proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 6.6.6.6, 198.51.100.7\r\n\r\n"
+    )
+    assert seen["all"]("x-real-ip") == ["198.51.100.7"]
+    assert seen["all"]("x-forwarded-for") == ["6.6.6.6, 198.51.100.7, 127.0.0.1"]
+    assert proxy.last_log()["client"] == "198.51.100.7"
+
+
+def test_an_untrusted_peer_cannot_choose_its_client_address(backend, bascule):
+    proxy = bascule({**config(backend(echo)), "trusted_proxies": ["10.0.0.0/8"]})
+    seen = forwarded(proxy, b"GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.7\r\n\r\n")
+    assert seen["all"]("x-real-ip") == ["127.0.0.1"]
+    assert proxy.last_log()["client"] == "127.0.0.1"
+
+
 def test_via_is_added_to_request_and_response(backend, bascule):
     proxy = bascule(config(backend(echo)))
     seen = forwarded(proxy, b"GET / HTTP/1.1\r\nHost: a\r\nVia: 1.0 edge\r\n\r\n")

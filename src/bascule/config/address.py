@@ -1,4 +1,5 @@
-"""`host:port` addresses for listener binds, the admin bind and upstream targets.
+"""`host:port` addresses for listener binds, the admin bind and upstream targets, and
+CIDR networks (`10.0.0.0/8`, `::1/128`) for client address rules.
 
 An address is parsed once, at load time, into a `BindAddress` so the engine never splits
 strings: `listener.bind.host` is ready for `socket.bind` / `loop.create_server` (IPv6
@@ -16,7 +17,7 @@ from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 from bascule.config.syntax import is_hostname
 
-__all__ = ["Address", "BindAddress", "parse_address"]
+__all__ = ["Address", "BindAddress", "Cidr", "parse_address"]
 
 _BRACKETED = re.compile(r"\[(?P<host>[^\]]*)\]:(?P<port>[^:]*)")
 _EXAMPLES = "127.0.0.1:8080, 0.0.0.0:80, localhost:8080, [::1]:8080 or [::]:8080"
@@ -89,3 +90,30 @@ Address = Annotated[
     ),
 ]
 """A `BindAddress` that YAML writes as "host:port"."""
+
+
+def _to_cidr(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a network like 10.0.0.0/8 or 2001:db8::/32, got {value!r}")
+    try:
+        network = ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a network; write an address or address/prefix, "
+            "like 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32"
+        ) from None
+    return str(network)
+
+
+Cidr = Annotated[
+    str,
+    PlainValidator(_to_cidr),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "An IPv4 or IPv6 network; a bare address is /32 or /128.",
+            "examples": ["10.0.0.0/8", "192.168.1.7", "2001:db8::/32"],
+        }
+    ),
+]
+"""A network, normalized ("10.1.2.3/8" becomes "10.0.0.0/8")."""

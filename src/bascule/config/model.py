@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from bascule.config.address import Address, BindAddress
+from bascule.config.address import Address, BindAddress, Cidr
 from bascule.config.listener import Listener
 from bascule.config.route import Route
 from bascule.config.section import Section
@@ -46,6 +46,11 @@ class Config(Section):
     drain_timeout: Duration = Field(
         default=30.0,
         description="On stop or reload, how long in-flight requests may take to finish.",
+    )
+    trusted_proxies: list[Cidr] = Field(
+        default_factory=list,
+        description="Peers whose X-Forwarded-For / Forwarded is believed about the client "
+        "address (for logs, ip_hash, geo and sticky source_ip); nobody else's is.",
     )
     listeners: list[Listener] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)

@@ -68,6 +68,7 @@ class RequestForwarding:
 def upstream_request_head(
     head: RequestHead,
     forwarding: RequestForwarding,
+    peer_ip: bytes,
     client_ip: bytes,
     target: bytes,
     host: bytes | None,
@@ -76,9 +77,11 @@ def upstream_request_head(
 ) -> bytes:
     """The head to send upstream.
 
-    `target` is the (possibly rewritten) path and query; `host` replaces Host when not None;
-    `added` is extra header lines ("\\r\\nName: value" each) and `remove` matches lines to
-    drop, both from the route's header rules.
+    `peer_ip` (who connected to us) is appended to X-Forwarded-For; `client_ip` (the same,
+    unless a trusted proxy told us otherwise) goes in X-Real-IP. `target` is the (possibly
+    rewritten) path and query; `host` replaces Host when not None; `added` is extra header
+    lines ("\\r\\nName: value" each) and `remove` matches lines to drop, both from the
+    route's header rules.
     """
     block = _header_block(head, _REQUEST_DROP, remove)
     if host is not None:
@@ -91,7 +94,7 @@ def upstream_request_head(
         b" HTTP/1.1",
         block,
         b"\r\nX-Forwarded-For: ",
-        forwarded_for + b", " + client_ip if forwarded_for else client_ip,
+        forwarded_for + b", " + peer_ip if forwarded_for else peer_ip,
         forwarding.proto_line,
     ]
     if head.host:

@@ -51,6 +51,8 @@ class DownstreamConnection(asyncio.Protocol):
         "ex",
         "log_prefix",
         "loop",
+        "peer_ip",
+        "peer_trusted",
         "reader",
         "transport",
         "tunnel",
@@ -63,7 +65,9 @@ class DownstreamConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.reader = RequestReader(self, ctx.max_header_bytes, ctx.max_uri_bytes)
-        self.client_ip = b""
+        self.peer_ip = b""  # who connected
+        self.peer_trusted = False  # a trusted proxy: its X-Forwarded-For names the client
+        self.client_ip = b""  # the client of the current request (the peer, unless trusted)
         self.log_prefix = ""
         self.ex: Exchange | None = None
         self.tunnel: UpstreamConnection | None = None
@@ -81,7 +85,8 @@ class DownstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
-        self.client_ip = peer[0].encode() if peer else b"-"
+        self.peer_ip = self.client_ip = peer[0].encode() if peer else b"-"
+        self.peer_trusted = self.ctx.trusted_proxies.trusts(self.peer_ip)
         self.log_prefix = AccessLog.client_prefix(self.client_ip)
         self._pick = PickContext(self.client_ip)
         self.ctx.connections.add(self)
@@ -264,6 +269,12 @@ class DownstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         ex = self.ex = Exchange(head, monotonic())
         self._requests += 1
+        if self.peer_trusted:
+            self._set_client(
+                ctx.trusted_proxies.client(
+                    self.peer_ip, head.forwarded_for, head.header(b"forwarded")
+                )
+            )
         if head.wants_upgrade:
             # if the target refuses the upgrade, what the client sends next is not HTTP
             ex.close_after = True
@@ -351,6 +362,7 @@ class DownstreamConnection(asyncio.Protocol):
         head = upstream_request_head(
             request,
             self.ctx.forwarding,
+            self.peer_ip,
             self.client_ip,
             path_and_query,
             None if plan.preserve_host and request.host else target.address,
@@ -483,6 +495,13 @@ class DownstreamConnection(asyncio.Protocol):
         self._close()
 
     # -- plumbing --------------------------------------------------------------------------
+
+    def _set_client(self, client_ip: bytes) -> None:
+        """The client of the requests that follow, as a trusted proxy names it."""
+        if client_ip != self.client_ip:
+            self.client_ip = client_ip
+            self.log_prefix = AccessLog.client_prefix(client_ip)
+            self._pick = PickContext(client_ip)
 
     def _pause(self, reason: int) -> None:
         if not self._paused and self.transport is not None and not self.transport.is_closing():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from bascule.http.client_address import TrustedProxies
 from bascule.http.forwarding import RequestForwarding
 from bascule.proxy.route_plan import RoutePlan
 from bascule.routing.route import Route
@@ -32,6 +33,7 @@ class ListenerContext:
         "plans",
         "router",
         "scheme",
+        "trusted_proxies",
     )
 
     def __init__(
@@ -48,6 +50,7 @@ class ListenerContext:
         max_header_bytes: int = 16 * 1024,
         max_uri_bytes: int = 8 * 1024,
         max_body_bytes: int = 100 * 1024 * 1024,
+        trusted_proxies: TrustedProxies | None = None,
     ) -> None:
         self.name = name
         self.router = router
@@ -61,6 +64,7 @@ class ListenerContext:
         self.max_header_bytes = max_header_bytes
         self.max_uri_bytes = max_uri_bytes
         self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = trusted_proxies or TrustedProxies(())
         self.connections: set[DownstreamConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()  # set once draining and the last connection is gone

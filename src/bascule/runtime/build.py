@@ -5,6 +5,7 @@ from __future__ import annotations
 from bascule import config as cfg
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
+from bascule.http.client_address import TrustedProxies
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.route_plan import RoutePlan
 from bascule.proxy.upstream_connection import UpstreamConnection
@@ -129,4 +130,5 @@ def build_listener_context(
         max_header_bytes=listener.limits.max_header_bytes,
         max_uri_bytes=listener.limits.max_uri_bytes,
         max_body_bytes=listener.limits.max_body_bytes,
+        trusted_proxies=TrustedProxies(config.trusted_proxies),
     )

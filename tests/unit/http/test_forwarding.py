@@ -32,7 +32,7 @@ def test_upstream_head_drops_hop_by_hop_and_adds_forwarding_headers():
         b"GET /p?q HTTP/1.0\r\nHost: shop\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n"
         b"Keep-Alive: 5\r\nTE: trailers\r\nX-Real-IP: 6.6.6.6\r\nAccept: */*\r\n\r\n"
     )
-    out = upstream_request_head(head, HTTP, b"10.0.0.9", b"/p?q", None)
+    out = upstream_request_head(head, HTTP, b"10.0.0.9", b"10.0.0.9", b"/p?q", None)
     assert out == (
         b"GET /p?q HTTP/1.1\r\nHost: shop\r\nAccept: */*"
         b"\r\nX-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: shop"
@@ -45,7 +45,9 @@ def test_upstream_head_appends_to_x_forwarded_for_and_via_and_replaces_host():
         b"POST / HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 1.1.1.1\r\nVia: 1.0 edge\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n"
     )
-    out = upstream_request_head(head, HTTP, b"2.2.2.2", b"/new", b"10.0.0.1:80", b"\r\nX-Env: prod")
+    out = upstream_request_head(
+        head, HTTP, b"2.2.2.2", b"2.2.2.2", b"/new", b"10.0.0.1:80", b"\r\nX-Env: prod"
+    )
     assert out == (
         b"POST /new HTTP/1.1\r\nHost: 10.0.0.1:80\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2"
         b"\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: shop\r\nX-Real-IP: 2.2.2.2"
@@ -59,7 +61,7 @@ def test_upstream_head_keeps_upgrade_for_an_upgrade_request_and_applies_remove()
         b"X-Debug: 1\r\n\r\n"
     )
     out = upstream_request_head(
-        head, HTTP, b"1.2.3.4", b"/ws", None, remove=names_pattern([b"x-debug"])
+        head, HTTP, b"1.2.3.4", b"1.2.3.4", b"/ws", None, remove=names_pattern([b"x-debug"])
     )
     assert b"X-Debug" not in out
     assert out.endswith(b"\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
@@ -106,3 +108,10 @@ def test_downstream_head_for_101_keeps_the_upgrade():
         b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: abc\r\nVia: 1.1 bascule"
         b"\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
     )
+
+
+def test_behind_a_trusted_proxy_the_peer_joins_the_chain_and_the_client_is_the_real_ip():
+    head = parse_request(b"GET / HTTP/1.1\r\nHost: shop\r\nX-Forwarded-For: 7.7.7.7\r\n\r\n")
+    out = upstream_request_head(head, HTTP, b"10.0.0.2", b"7.7.7.7", b"/", None)
+    assert b"\r\nX-Forwarded-For: 7.7.7.7, 10.0.0.2\r\n" in out
+    assert b"\r\nX-Real-IP: 7.7.7.7\r\n" in out
