@@ -19,7 +19,7 @@ from bascule import config
 from bascule.net.event_loop import run
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.upstream_connection import UpstreamConnection
-from bascule.runtime.build import build_listener_context, build_upstreams
+from bascule.runtime.build import build_listener_context, build_selections, build_upstreams
 from bascule.telemetry.access_log import AccessLog
 
 CONFIG = """
@@ -76,7 +76,11 @@ async def measure(requests: int, request: bytes, profile: bool) -> None:
     upstreams = build_upstreams(loaded.config)
     sink = io.BytesIO()
     ctx = build_listener_context(
-        loaded.config.listeners[0], loaded.config, upstreams, AccessLog(sink)
+        loaded.config.listeners[0],
+        loaded.config,
+        upstreams,
+        AccessLog(sink),
+        build_selections(loaded.config, upstreams),
     )
     client = DownstreamConnection(ctx)
     client_transport = MemoryTransport()

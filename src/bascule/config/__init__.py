@@ -21,6 +21,7 @@ from bascule.config.route import (
     Route,
 )
 from bascule.config.schema import json_schema
+from bascule.config.sticky import LearnedCookie, Sticky, StickyCookie
 from bascule.config.units import (
     Duration,
     Size,
@@ -43,6 +44,7 @@ __all__ = [
     "HeaderEdits",
     "HeaderRules",
     "Keepalive",
+    "LearnedCookie",
     "Listener",
     "ListenerLimits",
     "ListenerTimeouts",
@@ -55,6 +57,8 @@ __all__ = [
     "Rewrite",
     "Route",
     "Size",
+    "Sticky",
+    "StickyCookie",
     "Target",
     "Tls",
     "Upstream",

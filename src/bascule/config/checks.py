@@ -16,6 +16,7 @@ from bascule.config.model import Config
 from bascule.config.problem import Problem
 from bascule.config.route import Match, Route
 from bascule.config.upstream import Upstream
+from bascule.config.upstream_rules import upstream_problems
 
 __all__ = ["Findings", "Sections", "check"]
 
@@ -64,6 +65,7 @@ def check(sections: Sections, doc: Document) -> Findings:
         *_unique_binds(sections, doc),
         *_listener_rules(sections, doc),
         *_route_references(sections, doc),
+        *_balancing_rules(sections, doc),
     ]
     warnings: list[Problem] = []
     if sections.complete and not errors:
@@ -167,6 +169,12 @@ def _route_references(sections: Sections, doc: Document) -> Iterator[Problem]:
                     loc,
                     f"{name!r} is a tcp listener; tcp listeners pipe bytes and have no routes",
                 )
+
+
+def _balancing_rules(sections: Sections, doc: Document) -> Iterator[Problem]:
+    for name, upstream in sections.upstreams.items():
+        if upstream is not None:
+            yield from upstream_problems(name, upstream, doc)
 
 
 def _unused_upstreams(sections: Sections, doc: Document) -> Iterator[Problem]:

@@ -4,6 +4,7 @@ Listeners, routes and upstreams refer to each other by name; those references ar
 checked after validation by `bascule.config.checks`, which can point at the exact key.
 """
 
+import os
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -16,7 +17,15 @@ from bascule.config.syntax import Name
 from bascule.config.units import Duration
 from bascule.config.upstream import Upstream
 
-__all__ = ["AccessLog", "Admin", "Config"]
+__all__ = ["AccessLog", "Admin", "Config", "default_state_dir"]
+
+
+def default_state_dir() -> str:
+    """$XDG_STATE_HOME/bascule, or ~/.local/state/bascule (the XDG default)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "bascule")
 
 
 class Admin(Section):
@@ -51,6 +60,12 @@ class Config(Section):
         default_factory=list,
         description="Peers whose X-Forwarded-For / Forwarded is believed about the client "
         "address (for logs, ip_hash, geo and sticky source_ip); nobody else's is.",
+    )
+    state_dir: str = Field(
+        default_factory=default_state_dir,
+        description="Where Bascule keeps what must survive a restart (the sticky-cookie "
+        "secret when none is given).",
+        json_schema_extra={"default": "$XDG_STATE_HOME/bascule or ~/.local/state/bascule"},
     )
     listeners: list[Listener] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)

@@ -164,6 +164,8 @@ class DownstreamConnection(asyncio.Protocol):
             if conn is not None:
                 conn.detach()
             self._log(ex)
+        elif ex.attempt_started:
+            ex.end_attempt(ok=True)  # answered in full; the client left before sending all
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -213,6 +215,8 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self.ex = None
         ctx = self.ctx
+        if ex.attempt_started:
+            ex.end_attempt(ok=ex.status < 500)
         ctx.access_log.write(self.log_prefix, ex)
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
             self._close()
@@ -236,6 +240,7 @@ class DownstreamConnection(asyncio.Protocol):
         if ex is not self.ex:
             return
         ex.upstream_conn = None
+        ex.end_attempt(ok=False)
         if error.retry_safe and not ex.response_started and self._retry(ex):
             return
         ex.error = error
@@ -304,7 +309,8 @@ class DownstreamConnection(asyncio.Protocol):
         if head.content_length is not None and head.content_length > ctx.max_body_bytes:
             self._refuse(ex, 413, f"the request body is larger than {ctx.max_body_bytes} bytes")
             return
-        ex.pick = self._pick
+        selection = plan.selection
+        ex.pick = self._pick if selection is None else selection.context(head, self.client_ip)
         self._dispatch(ex)
 
     def on_request_body(self, chunk: bytes) -> None:
@@ -354,6 +360,9 @@ class DownstreamConnection(asyncio.Protocol):
             )
             return
         ex.target = target
+        if plan.upstream.feedback:
+            ex.attempt_started = monotonic()
+            target.state.start()
         request = ex.head
         path_and_query = request.target
         if plan.rewrite is not None:
@@ -422,8 +431,9 @@ class DownstreamConnection(asyncio.Protocol):
             self._dispatch(ex, fresh=True)
             return True
         ex.attempts += 1
-        exclude = ex.pick.exclude | {ex.target}
-        ex.pick = PickContext(self.client_ip, exclude=exclude)
+        pick = ex.pick
+        exclude = pick.exclude | {ex.target}
+        ex.pick = PickContext(pick.client_ip, pick.hash_key, pick.override, exclude)
         plan = ex.plan
         assert plan is not None and plan.upstream is not None
         if len(exclude) >= len(plan.upstream.targets):
@@ -520,6 +530,9 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def _log(self, ex: Exchange) -> None:
+        """The exchange is over (not through `exchange_finished`): settle and log it."""
+        if ex.attempt_started:
+            ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
         self.ctx.access_log.write(self.log_prefix, ex)
 
     # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import monotonic
 from typing import TYPE_CHECKING
 
 from bascule.balancing import PickContext
@@ -16,11 +17,13 @@ if TYPE_CHECKING:
 
 class Exchange:
     __slots__ = (
+        "attempt_started",
         "attempts",
         "bytes_in",
         "bytes_out",
         "close_after",
         "error",
+        "first_byte_after",
         "head",
         "local",
         "pending",
@@ -58,3 +61,16 @@ class Exchange:
         self.pending: list[bytes] = []  # request bytes waiting for an upstream connection
         self.error: ProxyError | None = None
         self.attempts = 1
+        self.attempt_started = 0.0  # monotonic(); 0 when no attempt is reported to its target
+        self.first_byte_after = 0.0  # seconds from attempt_started to the response head
+
+    def end_attempt(self, *, ok: bool) -> None:
+        """Tell the target the request it was given is over; once per attempt.
+
+        Its response time is the time to the response head when there was one: a long
+        download or a WebSocket says nothing about how fast the target answers, yet stays
+        in flight until it ends."""
+        if self.attempt_started and self.target is not None:
+            seconds = self.first_byte_after or monotonic() - self.attempt_started
+            self.target.state.finish(seconds, ok)
+        self.attempt_started = self.first_byte_after = 0.0

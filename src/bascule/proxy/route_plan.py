@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from bascule.filters.path_rewrite import PathRewrite
+from bascule.proxy.selection import Selection
 from bascule.routing.route import Route
 from bascule.upstream.upstream import Upstream
 
@@ -20,6 +21,7 @@ class RoutePlan:
         "response_remove",
         "rewrite",
         "route",
+        "selection",
         "upstream",
     )
 
@@ -34,6 +36,7 @@ class RoutePlan:
         response_added: bytes = b"",
         response_remove: re.Pattern[bytes] | None = None,
         respond_lines: bytes = b"",
+        selection: Selection | None = None,
     ) -> None:
         self.route = route
         self.name = route.name
@@ -45,3 +48,4 @@ class RoutePlan:
         self.response_added = response_added
         self.response_remove = response_remove
         self.respond_lines = respond_lines  # a respond action's own header lines
+        self.selection = selection  # the upstream's hash key / sticky session, if any

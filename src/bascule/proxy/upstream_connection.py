@@ -11,6 +11,7 @@ import logging
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
+from bascule.balancing.state import parse_load_header
 from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
@@ -240,14 +241,20 @@ class UpstreamConnection(asyncio.Protocol):
         request = ex.head
         plan = ex.plan
         assert plan is not None
+        added = plan.response_added
+        if ex.attempt_started:
+            ex.first_byte_after = monotonic() - ex.attempt_started
+            if self.upstream.load_header is not None:
+                self._take_load_report(head, self.upstream.load_header)
+        selection = plan.selection
+        if selection is not None and ex.target is not None and ex.pick is not None:
+            added += selection.response_lines(ex.pick, ex.target, head)
         if status == 101:
             if not request.wants_upgrade:
                 raise HttpError(502, "target switched protocols without being asked to")
             self.tunnel = True
             self._out.append(
-                downstream_response_head(
-                    head, False, False, False, plan.response_added, plan.response_remove
-                )
+                downstream_response_head(head, False, False, False, added, plan.response_remove)
             )
             return
         self._keeps_alive = head.keep_alive
@@ -267,10 +274,18 @@ class UpstreamConnection(asyncio.Protocol):
                 chunked,
                 close,
                 request.version == "1.0" and not close,
-                plan.response_added,
+                added,
                 plan.response_remove,
             )
         )
+
+    def _take_load_report(self, head: ResponseHead, header: bytes) -> None:
+        """least_load: the target said how loaded it is; garbage is ignored, not guessed at."""
+        value = head.header(header)
+        load = parse_load_header(value) if value is not None else None
+        ex = self.ex
+        if load is not None and ex is not None and ex.target is not None:
+            ex.target.state.report_load(load)
 
     def on_response_body(self, chunk: bytes) -> None:
         ex = self.ex

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 from bascule import config as cfg
+from bascule.balancing import BalancerSettings
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
+from bascule.filters.request_key import RequestKey
+from bascule.filters.sticky import (
+    Affinity,
+    CookieAffinity,
+    HashAffinity,
+    LearnedAffinity,
+    LearnedSessions,
+    StickyCookie,
+    load_secret,
+)
 from bascule.http.client_address import TrustedProxies
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.route_plan import RoutePlan
+from bascule.proxy.selection import Selection
 from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.routing.actions import Action, ProxyTo, Redirect, Respond
 from bascule.routing.route import Route
@@ -21,14 +36,26 @@ from bascule.upstream.upstream import Upstream
 def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, spec in config.upstreams.items():
-        targets = [Target(t.address.host, t.address.port, t.weight, t.region) for t in spec.targets]
+        targets = [
+            Target(
+                t.address.host,
+                t.address.port,
+                t.weight,
+                t.region,
+                priority=t.priority,
+                max_load=t.max_load,
+            )
+            for t in spec.targets
+        ]
         upstream = Upstream(
             name,
             targets,
-            spec.balance,
+            BalancerSettings.from_config(spec),
             connect_timeout=spec.timeouts.connect,
             read_timeout=spec.timeouts.read,
             send_timeout=spec.timeouts.send,
+            load_header=spec.load_header.lower().encode() if spec.balance == "least_load" else None,
+            sticky=spec.sticky is not None,
         )
         for target in targets:
             target.pool = ConnectionPool(
@@ -40,6 +67,46 @@ def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
             )
         upstreams[name] = upstream
     return upstreams
+
+
+def build_selections(config: cfg.Config, upstreams: dict[str, Upstream]) -> dict[str, Selection]:
+    """Per upstream with a hash key or sticky sessions, what requests tell its balancer."""
+    selections = {}
+    for name, spec in config.upstreams.items():
+        key = spec.hash_key
+        try:
+            affinity = _affinity(spec.sticky, upstreams[name].targets, config.state_dir)
+        except OSError as exc:
+            raise OSError(f"upstream {name}: the sticky cookie secret: {exc}") from exc
+        if key is not None or affinity is not None:
+            selections[name] = Selection(RequestKey(key) if key is not None else None, affinity)
+    return selections
+
+
+def _affinity(
+    sticky: cfg.Sticky | None, targets: Sequence[Target], state_dir: str
+) -> Affinity[Target] | None:
+    if sticky is None:
+        return None
+    if sticky.cookie is not None:
+        c = sticky.cookie
+        cookie = StickyCookie(
+            c.name,
+            load_secret(c.secret_file, Path(state_dir)),
+            targets,
+            ttl=c.ttl,
+            secure=c.secure,
+            http_only=c.http_only,
+            same_site=c.same_site.capitalize() if c.same_site is not None else None,
+            path=c.path,
+        )
+        return CookieAffinity(cookie)
+    if sticky.learn is not None:
+        return LearnedAffinity(
+            sticky.learn.cookie, LearnedSessions(sticky.learn.ttl, sticky.learn.max_sessions)
+        )
+    header = sticky.header.lower().encode() if sticky.header is not None else None
+    return HashAffinity(targets, header)
 
 
 def _action(spec: cfg.Route) -> Action:
@@ -78,7 +145,12 @@ def _edits(spec: cfg.HeaderEdits) -> HeaderEdits:
     return HeaderEdits(set=spec.set, add=spec.add, remove=spec.remove)
 
 
-def build_plan(route: Route, spec: cfg.Route, upstreams: dict[str, Upstream]) -> RoutePlan:
+def build_plan(
+    route: Route,
+    spec: cfg.Route,
+    upstreams: dict[str, Upstream],
+    selections: dict[str, Selection],
+) -> RoutePlan:
     rewrite = None
     if spec.rewrite is not None:
         replace = spec.rewrite.replace
@@ -102,6 +174,7 @@ def build_plan(route: Route, spec: cfg.Route, upstreams: dict[str, Upstream]) ->
         response_added=response.lines(),
         response_remove=response.removal_pattern(),
         respond_lines=respond_lines,
+        selection=selections.get(spec.upstream) if spec.upstream is not None else None,
     )
 
 
@@ -110,13 +183,14 @@ def build_listener_context(
     config: cfg.Config,
     upstreams: dict[str, Upstream],
     access_log: AccessLog,
+    selections: dict[str, Selection],
 ) -> ListenerContext:
     routes: list[Route] = []
     plans: dict[Route, RoutePlan] = {}
     for spec in config.routes:
         route = build_route(spec)
         routes.append(route)
-        plans[route] = build_plan(route, spec, upstreams)
+        plans[route] = build_plan(route, spec, upstreams, selections)
     router = Router(routes).for_listener(listener.name)
     return ListenerContext(
         listener.name,

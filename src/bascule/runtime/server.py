@@ -13,7 +13,7 @@ from bascule import config as cfg
 from bascule.net.listener import listen, raise_open_file_limit
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
-from bascule.runtime.build import build_listener_context, build_upstreams
+from bascule.runtime.build import build_listener_context, build_selections, build_upstreams
 from bascule.telemetry.access_log import AccessLog
 
 log = logging.getLogger("bascule")
@@ -60,12 +60,13 @@ async def serve(
     log.info("open files limit: %d (about %d concurrent exchanges)", open_files, open_files // 2)
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
     upstreams = build_upstreams(config)
+    selections = build_selections(config, upstreams)
     contexts: list[ListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
     try:
         for spec in config.listeners:
-            ctx = build_listener_context(spec, config, upstreams, access_log)
+            ctx = build_listener_context(spec, config, upstreams, access_log, selections)
             server = await listen(_factory(ctx), spec.bind.host, spec.bind.port)
             contexts.append(ctx)
             servers.append(server)

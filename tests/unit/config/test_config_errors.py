@@ -62,7 +62,7 @@ def test_unknown_key_with_no_close_match_lists_the_valid_keys(problems: Problems
 
     assert where(problem) == (2, 1, "colour")
     assert problem.suggestion == (
-        "valid keys: workers, admin, access_log, drain_timeout, trusted_proxies, "
+        "valid keys: workers, admin, access_log, drain_timeout, trusted_proxies, state_dir, "
         "listeners, routes, upstreams"
     )
 
@@ -288,20 +288,24 @@ def test_workers_must_be_positive_or_auto(problems: Problems) -> None:
     assert problem.message == "expected a whole number of at least 1, or auto; got 'many'"
 
 
-def test_a_balancer_not_yet_implemented_is_rejected(problems: Problems) -> None:
+def test_an_unknown_balancer_is_rejected_with_a_suggestion(problems: Problems) -> None:
     (problem,) = problems(
         """\
         listeners: [{name: web, bind: "0.0.0.0:8080"}]
         routes: [{name: r, upstream: web}]
         upstreams:
           web:
-            balance: least_conn
+            balance: least_connections
             targets: [{address: "h:1"}]
         """
     )
 
     assert where(problem) == (5, 14, "upstreams.web.balance")
-    assert problem.message == "expected 'round_robin', got 'least_conn'"
+    assert problem.message == (
+        "expected 'round_robin', 'random', 'least_conn', 'power_of_two', 'least_time', "
+        "'ip_hash', 'hash', 'least_load' or 'geo', got 'least_connections'"
+    )
+    assert problem.suggestion == "did you mean 'least_conn'?"
 
 
 def test_every_error_in_the_file_is_reported_in_file_order(problems: Problems) -> None:
