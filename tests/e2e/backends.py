@@ -65,7 +65,8 @@ class BackendLoop:
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self, handler: Handler) -> Backend:
+    def start(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> Backend:
+        """Serve `handler` on host:port (port 0: one the kernel picks)."""
         backend = Backend()
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -81,7 +82,7 @@ class BackendLoop:
 
         async def start() -> None:
             backend.received = asyncio.Event()
-            backend.server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+            backend.server = await asyncio.start_server(on_connect, host, port)
             backend.port = backend.server.sockets[0].getsockname()[1]
 
         self.call(start())
@@ -233,6 +234,17 @@ async def echo(request: Request, writer: asyncio.StreamWriter) -> bool:
     )
     await writer.drain()
     return True
+
+
+def named(name: str, delay: float = 0.0, loads: dict[str, int] | None = None) -> Responder:
+    """Answers its name after `delay`, reporting `loads[name]` in X-Server-Load if given."""
+
+    async def respond(request: Request, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(delay)
+        headers = (("X-Server-Load", str(loads[name])),) if loads is not None else ()
+        return await fixed(body=name.encode(), headers=headers)(request, writer)
+
+    return respond
 
 
 def slow_head(delay: float, body: bytes = b"slow") -> Responder:

@@ -82,6 +82,7 @@ class Proxy:
         deadline = time.monotonic() + timeout
         while True:
             text = self.access_log.read_text() if self.access_log.exists() else ""
+            text = text[: text.rfind("\n") + 1]  # a line still being written is not read
             lines = [json.loads(line) for line in text.splitlines()]
             if len(lines) >= count or time.monotonic() > deadline:
                 return lines

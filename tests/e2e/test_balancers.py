@@ -4,27 +4,15 @@ see is the one trusted proxies vouch for."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from e2e.backends import Request, fixed
+from e2e.backends import named
 from e2e.proxy import config, wait_until
 from e2e.wire import Wire
-
-
-def named(name: str, delay: float = 0.0, loads: dict[str, int] | None = None):
-    """Answers its name after `delay`, reporting `loads[name]` in X-Server-Load if given."""
-
-    async def respond(request: Request, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(delay)
-        headers = (("X-Server-Load", str(loads[name])),) if loads is not None else ()
-        return await fixed(body=name.encode(), headers=headers)(request, writer)
-
-    return respond
 
 
 def test_least_time_sends_less_to_a_target_ten_times_slower(backend, bascule):

@@ -158,7 +158,8 @@ class LeastLoad(Generic[T]):
             best = (known[0], known[1], tier.members[position])
         position = tier.unknown.top()
         unknown = tier.unknown.score[position] if position >= 0 else None
-        if unknown is not None and (average, unknown) < best[:2]:
+        # on a tie the unreported target wins: it must get requests to ever report
+        if unknown is not None and (average, unknown) <= best[:2]:
             best = (average, unknown, tier.members[position])
         return best
 

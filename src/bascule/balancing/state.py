@@ -5,7 +5,11 @@ A `TargetState` belongs to the target (the proxy's `Target.state`), not to a bal
 survives the balancer being rebuilt when membership changes. The proxy and health checks
 write it through the methods below, each O(1); balancers only read it. A balancer that keeps
 an index over its targets (least_conn's heap, for one) asks to be told of every change with
-`watch`.
+`watch`; outlier detection asks to be told of every failed request with `on_failure`.
+
+Several parties may take a target out of service at once (health checks, outlier detection,
+an operator draining it), each for its own reason: it is available only while none holds it
+down, so one party bringing it back cannot undo another's hold.
 
 Times come from one monotonic clock, injected so tests control it; give the balancer the
 same clock (`balancing.create(..., clock=...)`).
@@ -18,13 +22,16 @@ import math
 import re
 import time
 from collections.abc import Callable
+from typing import Literal
 
 __all__ = [
     "DEFAULT_RTT",
     "FAILURE_RTT",
+    "HOLDERS",
     "MAX_LOAD_BODY",
     "RAMP_FLOOR",
     "RTT_DECAY",
+    "Holder",
     "TargetState",
     "parse_load_body",
     "parse_load_header",
@@ -32,6 +39,12 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+Holder = Literal["operator", "health", "outlier", "draining"]
+"""Who takes a target out of service with `set_available(False, by=...)`."""
+
+HOLDERS: dict[Holder, int] = {"operator": 1, "health": 2, "outlier": 4, "draining": 8}
+"""Each holder's bit in `TargetState.held`."""
 
 DEFAULT_RTT = 0.030
 """Seconds assumed for a target not yet measured: a typical in-datacentre service (Linkerd's
@@ -67,16 +80,22 @@ class TargetState:
       `start`, even on error paths;
     - `report_load(load)` when the target reports its load (0-100), from a response header
       or a health-check body; see `parse_load_header` / `parse_load_body`;
-    - `set_available(flag)` when health checks find it down or up, or it starts draining.
-      Coming back up starts its slow start. Never assign `available` directly.
+    - `set_available(flag, by=...)` when health checks find it down or up, outlier
+      detection ejects it or lets it back, or it starts draining. It is available while no
+      holder keeps it down; coming back up starts its slow start. Never assign `available`.
+
+    `failures` counts failed requests in a row (`finish(ok=False)`); a success zeroes it.
     """
 
     __slots__ = (
         "_clock",
+        "_on_failure",
         "_rtt",
         "_rtt_at",
         "_watcher",
         "available",
+        "failures",
+        "held",
         "in_flight",
         "load",
         "load_at",
@@ -88,22 +107,35 @@ class TargetState:
         `clock()` for one added to a running upstream, so it ramps up."""
         self._clock = clock
         self.available = True  # takes new requests; False when down or draining
+        self.held = 0  # HOLDERS bits of who keeps it out of service; available iff 0
         self.in_flight = 0  # requests started and not finished
+        self.failures = 0  # failed requests in a row; outlier detection zeroes it too
         self.load: float | None = None  # last reported load, 0-100
         self.load_at = -math.inf  # when it was reported
         self.up_since = up_since  # when it last became available; None: since before start
         self._rtt = DEFAULT_RTT  # peak-EWMA of response time, as of _rtt_at
         self._rtt_at = clock()
         self._watcher: Callable[[], None] | None = None
+        self._on_failure: Callable[[int], None] | None = None
 
     def __repr__(self) -> str:
-        up = "up" if self.available else "down"
+        up = "up" if self.available else f"down ({', '.join(self.held_by)})"
         return f"TargetState({up}, in_flight={self.in_flight}, load={self.load})"
 
     def watch(self, watcher: Callable[[], None] | None) -> None:
         """Call `watcher` after every change; replaces the previous one (a target belongs to
         one balancer at a time, its upstream's current one). None stops watching."""
         self._watcher = watcher
+
+    def on_failure(self, listener: Callable[[int], None] | None) -> None:
+        """Call `listener(failures in a row)` after every failed request (one slot, for
+        outlier detection; separate from `watch`, which belongs to the balancer). None stops."""
+        self._on_failure = listener
+
+    @property
+    def held_by(self) -> tuple[Holder, ...]:
+        """Who keeps the target out of service, if anyone (for logs and the admin API)."""
+        return tuple(holder for holder, bit in HOLDERS.items() if self.held & bit)
 
     def start(self) -> None:
         self.in_flight += 1
@@ -125,6 +157,12 @@ class TargetState:
         self._rtt_at = now
         if self._watcher is not None:
             self._watcher()
+        if ok:
+            self.failures = 0
+        else:
+            self.failures += 1
+            if self._on_failure is not None:
+                self._on_failure(self.failures)
 
     def report_load(self, load: float) -> None:
         if not 0.0 <= load <= 100.0:
@@ -134,10 +172,15 @@ class TargetState:
         if self._watcher is not None:
             self._watcher()
 
-    def set_available(self, available: bool) -> None:
-        if available and not self.available:
+    def set_available(self, available: bool, *, by: Holder = "operator") -> None:
+        """Take the target out of service for `by`, or end `by`'s hold; it is available
+        again once no one holds it."""
+        bit = HOLDERS[by]
+        held = self.held & ~bit if available else self.held | bit
+        self.held = held
+        if not held and not self.available:
             self.up_since = self._clock()
-        self.available = available
+        self.available = not held
         if self._watcher is not None:
             self._watcher()
 

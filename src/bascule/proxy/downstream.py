@@ -18,13 +18,14 @@ from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import upstream_request_head
 from bascule.http.head import RequestHead
-from bascule.proxy.errors import ProxyError, Source
+from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
 from bascule.telemetry.access_log import AccessLog
+from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectTimeout
 from bascule.upstream.target import Target
 
@@ -34,6 +35,9 @@ log = logging.getLogger("bascule.proxy")
 _HELD = 1  # a pipelined request waits for the current response
 _CONNECTING = 2  # request bytes wait for a connection to the target
 _UPSTREAM_FULL = 4  # the target reads the request body slower than the client sends it
+_QUEUED = 8  # the request waits for a target under max_conns
+
+RETRY_AFTER_NO_TARGET = 1  # seconds, in the 503 answered when no target is available
 
 
 class DownstreamConnection(asyncio.Protocol):
@@ -155,6 +159,8 @@ class DownstreamConnection(asyncio.Protocol):
                 conn.close()
             self._log(ex)
             return
+        if ex.waiter is not None:
+            ex.waiter.cancel()
         if not ex.response_done:
             ex.error = ProxyError(
                 Source.DOWNSTREAM, 499, "client closed the connection before the response ended"
@@ -164,7 +170,7 @@ class DownstreamConnection(asyncio.Protocol):
             if conn is not None:
                 conn.detach()
             self._log(ex)
-        elif ex.attempt_started:
+        elif ex.counted:
             ex.end_attempt(ok=True)  # answered in full; the client left before sending all
 
     def pause_writing(self) -> None:
@@ -215,7 +221,7 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self.ex = None
         ctx = self.ctx
-        if ex.attempt_started:
+        if ex.counted:
             ex.end_attempt(ok=ex.status < 500)
         ctx.access_log.write(self.log_prefix, ex)
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
@@ -241,7 +247,7 @@ class DownstreamConnection(asyncio.Protocol):
             return
         ex.upstream_conn = None
         ex.end_attempt(ok=False)
-        if error.retry_safe and not ex.response_started and self._retry(ex):
+        if not ex.response_started and self._retry(ex, error):
             return
         ex.error = error
         target = ex.target.name if ex.target is not None else "-"
@@ -311,6 +317,10 @@ class DownstreamConnection(asyncio.Protocol):
             return
         selection = plan.selection
         ex.pick = self._pick if selection is None else selection.context(head, self.client_ip)
+        replay_limit = plan.upstream.retry.replay_limit
+        if replay_limit and head.has_body and (head.content_length or 0) <= replay_limit:
+            ex.replay = []  # kept while it fits, so a failed try can be sent again
+        plan.upstream.retry.budget.request()
         self._dispatch(ex)
 
     def on_request_body(self, chunk: bytes) -> None:
@@ -322,6 +332,14 @@ class DownstreamConnection(asyncio.Protocol):
             raise HttpError(413, f"the request body is larger than {self.ctx.max_body_bytes} bytes")
         if ex.head.chunked:
             chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+        replay = ex.replay
+        if replay is not None:
+            plan = ex.plan
+            assert plan is not None and plan.upstream is not None
+            if ex.bytes_in <= plan.upstream.retry.replay_limit:
+                replay.append(chunk)
+            else:
+                ex.replay = None  # too big to keep: this request is not resent once sent
         conn = ex.upstream_conn
         if conn is None:
             ex.pending.append(chunk)
@@ -338,6 +356,8 @@ class DownstreamConnection(asyncio.Protocol):
                 self.exchange_finished(ex)
             return
         if ex.head.chunked:
+            if ex.replay is not None:
+                ex.replay.append(b"0\r\n\r\n")
             if ex.upstream_conn is None:
                 ex.pending.append(b"0\r\n\r\n")
             else:
@@ -345,23 +365,32 @@ class DownstreamConnection(asyncio.Protocol):
 
     # -- forwarding ------------------------------------------------------------------------
 
-    def _dispatch(self, ex: Exchange, *, fresh: bool = False) -> None:
+    def _dispatch(self, ex: Exchange, *, fresh: bool = False, queued: bool = False) -> None:
         plan = ex.plan
         assert plan is not None and plan.upstream is not None and ex.pick is not None
-        target = plan.upstream.pick(ex.pick)
-        if target is None:
-            self._respond_error(
-                ex,
-                ProxyError(
-                    Source.UPSTREAM,
-                    503,
-                    f"no target of upstream '{plan.upstream.name}' is available",
-                ),
+        upstream = plan.upstream
+        admission = upstream.admission
+        pick = ex.pick
+        if admission is not None and admission.full:
+            pick = PickContext(
+                pick.client_ip, pick.hash_key, pick.override, pick.exclude | admission.full
             )
+        target = upstream.pick(pick)
+        if target is None:
+            if admission is not None and admission.full:
+                self._wait_in_queue(ex, admission, first=queued)
+                return
+            message = f"no target of upstream '{upstream.name}' is available"
+            self._unavailable(ex, message)
             return
         ex.target = target
-        if plan.upstream.feedback:
+        if admission is not None:
+            admission.enter(target)
+            ex.admitted = target
+            ex.counted = True
+        if upstream.feedback:
             ex.attempt_started = monotonic()
+            ex.counted = True
             target.state.start()
         request = ex.head
         path_and_query = request.target
@@ -394,7 +423,7 @@ class DownstreamConnection(asyncio.Protocol):
                 Source.UPSTREAM,
                 504,
                 f"connecting to target {target.name} timed out after {timeout:g}s",
-                retry_safe=True,
+                kind=Kind.CONNECT_FAILURE,
             )
         except OSError as exc:
             reason = exc.strerror or str(exc)
@@ -402,7 +431,7 @@ class DownstreamConnection(asyncio.Protocol):
                 Source.UPSTREAM,
                 502,
                 f"connecting to target {target.name} failed: {reason}",
-                retry_safe=True,
+                kind=Kind.CONNECT_FAILURE,
             )
         else:
             assert isinstance(conn, UpstreamConnection)
@@ -415,31 +444,94 @@ class DownstreamConnection(asyncio.Protocol):
         self._resume(_CONNECTING)
         self.upstream_failed(ex, error)
 
-    def _retry(self, ex: Exchange) -> bool:
-        """Send the request again where that cannot do harm.
+    def _unavailable(self, ex: Exchange, message: str) -> None:
+        """Answer 503 at once, with a hint of when to come back."""
+        ex.error = ProxyError(Source.UPSTREAM, 503, message)
+        body = error_body(503, message)
+        self._respond(ex, 503, body, extra=b"\r\nRetry-After: %d" % RETRY_AFTER_NO_TARGET)
 
-        A failed connect sent nothing: try the next target not yet tried. A reused
-        keep-alive connection that the target had closed: once more on a new connection to
-        the same target, if the request had no body (its bytes may be gone).
+    def _wait_in_queue(self, ex: Exchange, admission: Admission, *, first: bool) -> None:
+        """Every target that could take `ex` is at max_conns: wait for one (reading from
+        the client paused meanwhile), or answer 503 if the queue is full."""
+
+        def turn() -> bool:
+            if self.ex is not ex or self.transport is None:
+                return False
+            ex.waiter = None
+            self._resume(_QUEUED)
+            self._dispatch(ex, queued=True)
+            return True
+
+        def timed_out() -> None:
+            if self.ex is ex:
+                ex.waiter = None
+                self._resume(_QUEUED)
+                self._unavailable(ex, f"no target was free within {admission.queue_timeout:g}s")
+
+        waiter = admission.wait(turn, timed_out, first=first)
+        if waiter is None:
+            self._unavailable(
+                ex, "every target is at max_conns and the queue is full (max_pending)"
+            )
+            return
+        ex.waiter = waiter
+        self._pause(_QUEUED)
+
+    def retry_possible(self, ex: Exchange, error: ProxyError) -> bool:
+        """Would `_retry` send `ex` again after `error`? (Asked before a response that
+        `retries.on` names is let through to the client.)"""
+        plan = ex.plan
+        assert plan is not None and plan.upstream is not None and ex.pick is not None
+        upstream = plan.upstream
+        return len(ex.pick.exclude) + 1 < len(upstream.targets) and upstream.retry.allows(
+            ex.attempts, error.kind, error.status, self._resendable(ex)
+        )
+
+    def _retry(self, ex: Exchange, error: ProxyError) -> bool:
+        """Send the request again where the upstream's `retries:` allow it (see
+        upstream/retry_policy.py): to a target not tried yet, within the budget.
+
+        A reused keep-alive connection that the target had closed before reading is not
+        the target failing: the request goes once more on a new connection to the same
+        target, if it has no body or all of it was kept.
         """
         assert ex.pick is not None and ex.target is not None
-        if ex.upstream_started:
-            if ex.head.has_body or ex.attempts > 1:
+        if error.stale:
+            if ex.attempts > 1 or not self._resendable(ex, any_method=True):
                 return False
-            ex.upstream_started = 0.0
             ex.attempts += 1
+            self._resend(ex)
             self._dispatch(ex, fresh=True)
             return True
-        ex.attempts += 1
-        pick = ex.pick
-        exclude = pick.exclude | {ex.target}
-        ex.pick = PickContext(pick.client_ip, pick.hash_key, pick.override, exclude)
+        if not self.retry_possible(ex, error):
+            return False
         plan = ex.plan
         assert plan is not None and plan.upstream is not None
-        if len(exclude) >= len(plan.upstream.targets):
-            return False
+        plan.upstream.retry.spend(error.kind)
+        ex.attempts += 1
+        pick = ex.pick
+        ex.pick = PickContext(
+            pick.client_ip, pick.hash_key, pick.override, pick.exclude | {ex.target}
+        )
+        if error.kind is not Kind.CONNECT_FAILURE:
+            self._resend(ex)
         self._dispatch(ex)
         return True
+
+    def _resendable(self, ex: Exchange, *, any_method: bool = False) -> bool:
+        """The request can be sent again: its method allows it, and its body (if any) was
+        kept whole."""
+        plan = ex.plan
+        assert plan is not None and plan.upstream is not None
+        head = ex.head
+        if not any_method and head.method not in plan.upstream.retry.methods:
+            return False
+        return not head.has_body or (ex.replay is not None and ex.request_done)
+
+    def _resend(self, ex: Exchange) -> None:
+        """The request bytes go out again, from the kept copy of the body."""
+        ex.upstream_started = 0.0
+        ex.pending = list(ex.replay) if ex.replay else []
 
     # -- answering ourselves ---------------------------------------------------------------
 
@@ -531,7 +623,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _log(self, ex: Exchange) -> None:
         """The exchange is over (not through `exchange_finished`): settle and log it."""
-        if ex.attempt_started:
+        if ex.counted:
             ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
         self.ctx.access_log.write(self.log_prefix, ex)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bascule.upstream.retry_policy import Kind
+
+__all__ = ["Kind", "ProxyError", "Source"]
+
 
 class Source(StrEnum):
     DOWNSTREAM = "downstream"  # the client: malformed request, hung up, too slow
@@ -12,12 +16,22 @@ class Source(StrEnum):
 
 
 class ProxyError(Exception):
-    """A failure with its source, the status to answer with if nothing was sent yet, and
-    whether sending the request to another target is safe."""
+    """A failure with its source, its kind, and the status to answer with if nothing was
+    sent yet. `stale`: a reused keep-alive connection turned out closed by the target, so
+    the request never reached it."""
 
-    def __init__(self, source: Source, status: int, message: str, *, retry_safe: bool = False):
+    def __init__(
+        self,
+        source: Source,
+        status: int,
+        message: str,
+        *,
+        kind: Kind = Kind.OTHER,
+        stale: bool = False,
+    ) -> None:
         super().__init__(message)
         self.source = source
         self.status = status
         self.message = message
-        self.retry_safe = retry_safe
+        self.kind = kind
+        self.stale = stale

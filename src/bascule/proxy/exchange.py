@@ -12,16 +12,19 @@ if TYPE_CHECKING:
     from bascule.proxy.errors import ProxyError
     from bascule.proxy.route_plan import RoutePlan
     from bascule.proxy.upstream_connection import UpstreamConnection
+    from bascule.upstream.admission import Waiter
     from bascule.upstream.target import Target
 
 
 class Exchange:
     __slots__ = (
+        "admitted",
         "attempt_started",
         "attempts",
         "bytes_in",
         "bytes_out",
         "close_after",
+        "counted",
         "error",
         "first_byte_after",
         "head",
@@ -29,6 +32,7 @@ class Exchange:
         "pending",
         "pick",
         "plan",
+        "replay",
         "request_done",
         "response_chunked",
         "response_done",
@@ -38,6 +42,7 @@ class Exchange:
         "target",
         "upstream_conn",
         "upstream_started",
+        "waiter",
     )
 
     def __init__(self, head: RequestHead, started: float) -> None:
@@ -59,10 +64,14 @@ class Exchange:
         self.close_after = False  # the client connection closes when this exchange ends
         self.local = False  # Bascule answers itself: request body bytes are discarded
         self.pending: list[bytes] = []  # request bytes waiting for an upstream connection
+        self.replay: list[bytes] | None = None  # the request body as sent, kept for a retry
         self.error: ProxyError | None = None
         self.attempts = 1
         self.attempt_started = 0.0  # monotonic(); 0 when no attempt is reported to its target
         self.first_byte_after = 0.0  # seconds from attempt_started to the response head
+        self.admitted: Target | None = None  # the target whose max_conns this try counts in
+        self.counted = False  # the try is counted (feedback or max_conns): end_attempt it
+        self.waiter: Waiter | None = None  # its place in the upstream's queue, while waiting
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.
@@ -70,7 +79,14 @@ class Exchange:
         Its response time is the time to the response head when there was one: a long
         download or a WebSocket says nothing about how fast the target answers, yet stays
         in flight until it ends."""
+        self.counted = False
         if self.attempt_started and self.target is not None:
             seconds = self.first_byte_after or monotonic() - self.attempt_started
             self.target.state.finish(seconds, ok)
         self.attempt_started = self.first_byte_after = 0.0
+        admitted = self.admitted
+        if admitted is not None:
+            self.admitted = None
+            plan = self.plan
+            if plan is not None and plan.upstream is not None and plan.upstream.admission:
+                plan.upstream.admission.leave(admitted)

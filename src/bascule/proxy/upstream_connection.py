@@ -16,7 +16,7 @@ from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
-from bascule.proxy.errors import ProxyError, Source
+from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
 log = logging.getLogger("bascule.proxy")
@@ -32,9 +32,11 @@ _MAX_RESPONSE_HEAD = 64 * 1024  # what a target may send us as a response head
 
 class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
+        "_head_due",
         "_keeps_alive",
         "_out",
         "_reading_paused",
+        "_try_due",
         "_write_paused_at",
         "client",
         "ex",
@@ -66,6 +68,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._keeps_alive = False
         self._reading_paused = False
         self._write_paused_at = 0.0  # when the target stopped taking our bytes; 0: it takes them
+        self._head_due = 0.0  # loop time the response head must come by (per_try_timeout)
+        self._try_due = 0.0  # loop time the whole try must end by (timeouts.total)
         self.watchdog = Watchdog(self.loop, self._on_timer)
 
     # -- pool contract ---------------------------------------------------------------------
@@ -106,8 +110,17 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             transport.write(head)
         ex.upstream_started = monotonic()
-        deadline = self.last_activity = self.loop.time()
-        deadline += self.upstream.read_timeout
+        now = self.last_activity = self.loop.time()
+        upstream = self.upstream
+        per_try = upstream.retry.per_try_timeout
+        self._head_due = now + per_try if per_try is not None else 0.0
+        total = upstream.total_timeout
+        self._try_due = now + total if total is not None else 0.0
+        deadline = now + upstream.read_timeout
+        if self._head_due and self._head_due < deadline:
+            deadline = self._head_due
+        if self._try_due and self._try_due < deadline:
+            deadline = self._try_due
         if self.watchdog.handle is None or self.watchdog.at > deadline:
             self.watchdog.arm(deadline)
 
@@ -146,6 +159,9 @@ class UpstreamConnection(asyncio.Protocol):
         error: ProxyError | None = None
         try:
             rest = self.reader.feed(data)
+        except _RetryInstead as retry:
+            self._fail(retry.error)
+            return
         except HttpError as exc:
             error = ProxyError(Source.UPSTREAM, 502, f"invalid response from target: {exc}")
         except Exception:
@@ -198,8 +214,11 @@ class UpstreamConnection(asyncio.Protocol):
             message = "target closed the connection in the middle of the response"
         else:
             message = "target closed the connection before responding"
-        stale = self.requests > 1 and not ex.response_started
-        self._fail(ProxyError(Source.UPSTREAM, 502, message, retry_safe=stale))
+        if ex.response_started:
+            self._fail(ProxyError(Source.UPSTREAM, 502, message))
+        else:
+            stale = self.requests > 1  # a reused connection the target had already closed
+            self._fail(ProxyError(Source.UPSTREAM, 502, message, kind=Kind.RESET, stale=stale))
 
     def pause_writing(self) -> None:
         """The target reads the request slower than the client sends it."""
@@ -236,7 +255,16 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_head(self, head: ResponseHead) -> None:
         ex = self.ex
         assert ex is not None and self.client is not None
-        ex.status = status = head.status
+        status = head.status
+        self._head_due = 0.0
+        if status >= 500 and status in self.upstream.retry.statuses:
+            target = ex.target.name if ex.target is not None else "?"
+            error = ProxyError(
+                Source.UPSTREAM, status, f"target {target} answered {status}", kind=Kind.STATUS
+            )
+            if self.client.retry_possible(ex, error):
+                raise _RetryInstead(error)  # nothing of this response goes out
+        ex.status = status
         ex.response_started = True
         request = ex.head
         plan = ex.plan
@@ -253,6 +281,7 @@ class UpstreamConnection(asyncio.Protocol):
             if not request.wants_upgrade:
                 raise HttpError(502, "target switched protocols without being asked to")
             self.tunnel = True
+            self._try_due = 0.0  # a tunnel lasts as long as it is used; its idle timeout rules
             self._out.append(
                 downstream_response_head(head, False, False, False, added, plan.response_remove)
             )
@@ -346,7 +375,12 @@ class UpstreamConnection(asyncio.Protocol):
             else:
                 self.watchdog.arm(deadline)
             return
-        if self.ex is None:
+        ex = self.ex
+        if ex is None:
+            return
+        due = self._due()
+        if due and now >= due:
+            self._fail(self._try_timeout(ex))
             return
         if self._write_paused_at:
             deadline = self._write_paused_at + self.upstream.send_timeout
@@ -354,18 +388,21 @@ class UpstreamConnection(asyncio.Protocol):
                 timeout = self.upstream.send_timeout
                 self._fail(
                     ProxyError(
-                        Source.UPSTREAM, 504, f"target stopped reading the request for {timeout:g}s"
+                        Source.UPSTREAM,
+                        504,
+                        f"target stopped reading the request for {timeout:g}s",
+                        kind=Kind.TIMEOUT,
                     )
                 )
             else:
-                self.watchdog.arm(deadline)
+                self._arm(deadline)
             return
         if self._reading_paused:  # the client is the slow one; its own timer watches that
-            self.watchdog.arm(now + self.upstream.read_timeout)
+            self._arm(now + self.upstream.read_timeout)
             return
         deadline = self.last_activity + self.upstream.read_timeout
         if now < deadline:
-            self.watchdog.arm(deadline)
+            self._arm(deadline)
             return
         timeout = self.upstream.read_timeout
         if self.tunnel:
@@ -375,6 +412,41 @@ class UpstreamConnection(asyncio.Protocol):
             if client is not None:
                 client.end_tunnel()
             return
-        ex = self.ex
-        what = "sending the rest of the response" if ex.response_started else "responding"
-        self._fail(ProxyError(Source.UPSTREAM, 504, f"target stopped {what} for {timeout:g}s"))
+        if ex.response_started:
+            message = f"target stopped sending the rest of the response for {timeout:g}s"
+            self._fail(ProxyError(Source.UPSTREAM, 504, message))
+        else:
+            message = f"target stopped responding for {timeout:g}s"
+            self._fail(ProxyError(Source.UPSTREAM, 504, message, kind=Kind.TIMEOUT))
+
+    def _due(self) -> float:
+        """The earliest of the per-try deadlines that still apply (0: none)."""
+        head, total = self._head_due, self._try_due
+        if head and total:
+            return min(head, total)
+        return head or total
+
+    def _arm(self, deadline: float) -> None:
+        due = self._due()
+        self.watchdog.arm(due if due and due < deadline else deadline)
+
+    def _try_timeout(self, ex: Exchange) -> ProxyError:
+        target = ex.target.name if ex.target is not None else "?"
+        upstream = self.upstream
+        if self._head_due and self._head_due <= self._due():
+            message = (
+                f"target {target} did not respond within per_try_timeout "
+                f"{upstream.retry.per_try_timeout:g}s"
+            )
+        else:
+            message = f"the try on target {target} took longer than {upstream.total_timeout:g}s"
+        kind = Kind.OTHER if ex.response_started else Kind.TIMEOUT
+        return ProxyError(Source.UPSTREAM, 504, message, kind=kind)
+
+
+class _RetryInstead(Exception):
+    """Raised from the codec callback: this response is dropped and the request retried."""
+
+    def __init__(self, error: ProxyError) -> None:
+        super().__init__(error.message)
+        self.error = error

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from bascule import config as cfg
-from bascule.balancing import BalancerSettings
+from bascule.balancing import BalancerSettings, TargetState
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
 from bascule.filters.request_key import RequestKey
@@ -28,7 +29,18 @@ from bascule.routing.actions import Action, ProxyTo, Redirect, Respond
 from bascule.routing.route import Route
 from bascule.routing.router import Router
 from bascule.telemetry.access_log import AccessLog
+from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectionPool
+from bascule.upstream.discovery import (
+    DiscoveredTarget,
+    Discovery,
+    DnsLookup,
+    Endpoint,
+    HostName,
+    ServiceName,
+    Source,
+)
+from bascule.upstream.retry_policy import RetryPolicy
 from bascule.upstream.target import Target
 from bascule.upstream.upstream import Upstream
 
@@ -36,16 +48,11 @@ from bascule.upstream.upstream import Upstream
 def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, spec in config.upstreams.items():
+        # Host-name and srv targets join when discovery has looked them up (build_discovery).
         targets = [
-            Target(
-                t.address.host,
-                t.address.port,
-                t.weight,
-                t.region,
-                priority=t.priority,
-                max_load=t.max_load,
-            )
+            _target(t, t.address.host, t.address.port, t.weight)
             for t in spec.targets
+            if t.address is not None and t.dns_name is None
         ]
         upstream = Upstream(
             name,
@@ -56,17 +63,104 @@ def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
             send_timeout=spec.timeouts.send,
             load_header=spec.load_header.lower().encode() if spec.balance == "least_load" else None,
             sticky=spec.sticky is not None,
+            retry=RetryPolicy(spec.retries),
+            total_timeout=spec.timeouts.total,
+            admission=_admission(spec),
         )
         for target in targets:
-            target.pool = ConnectionPool(
-                target,
-                lambda upstream=upstream: UpstreamConnection(upstream),  # type: ignore[misc]
-                max_idle=spec.keepalive.max_idle,
-                idle_timeout=spec.keepalive.idle_timeout,
-                connect_timeout=spec.timeouts.connect,
-            )
+            _attach_pool(target, upstream, spec)
         upstreams[name] = upstream
     return upstreams
+
+
+def _target(
+    spec: cfg.Target,
+    host: str,
+    port: int,
+    weight: int,
+    *,
+    hostname: str | None = None,
+    backup: bool | None = None,
+    state: TargetState | None = None,
+) -> Target:
+    """The target for one address of a config target: as written, or found in DNS (whose
+    SRV priorities may make it a backup)."""
+    make: Callable[..., Target] = (
+        Target if hostname is None else partial(DiscoveredTarget, state=state, hostname=hostname)
+    )
+    return make(
+        host,
+        port,
+        weight,
+        spec.region,
+        priority=spec.priority,
+        max_load=spec.max_load,
+        max_conns=spec.max_conns,
+        backup=spec.backup if backup is None else backup,
+    )
+
+
+def _admission(spec: cfg.Upstream) -> Admission | None:
+    """Limits per target and the queue, if any target has a limit."""
+    if spec.max_conns is None and all(t.max_conns is None for t in spec.targets):
+        return None
+    return Admission(spec.max_pending, spec.queue_timeout)
+
+
+def _attach_pool(target: Target, upstream: Upstream, spec: cfg.Upstream) -> None:
+    if target.max_conns is None:
+        target.max_conns = spec.max_conns  # the upstream's limit for each of its targets
+    target.pool = ConnectionPool(
+        target,
+        lambda: UpstreamConnection(upstream),
+        max_idle=spec.keepalive.max_idle,
+        idle_timeout=spec.keepalive.idle_timeout,
+        connect_timeout=spec.timeouts.connect,
+    )
+
+
+def build_discovery(config: cfg.Config, upstreams: dict[str, Upstream]) -> Discovery:
+    """DNS discovery for each upstream with a host-name or srv target; `start` it."""
+    discovery = Discovery()
+    for name, spec in config.upstreams.items():
+        if all(t.dns_name is None for t in spec.targets):
+            continue
+        entries: list[Endpoint | Source] = []
+        for index, t in enumerate(spec.targets):
+            if t.srv is not None:
+                entries.append(ServiceName(t.srv, index, t.backup))
+            elif t.dns_name is not None:
+                assert t.address is not None
+                entries.append(HostName(t.dns_name, t.address.port, t.weight, index, t.backup))
+            else:
+                assert t.address is not None
+                address = t.address
+                entries.append(
+                    Endpoint(address.host, address.port, t.weight, index, backup=t.backup)
+                )
+        upstream = upstreams[name]
+
+        def make(
+            endpoint: Endpoint,
+            up_since: float | None,
+            upstream: Upstream = upstream,
+            spec: cfg.Upstream = spec,
+        ) -> Target:
+            target = _target(
+                spec.targets[endpoint.entry],
+                endpoint.ip,
+                endpoint.port,
+                endpoint.weight,
+                hostname=endpoint.hostname,
+                backup=endpoint.backup,
+                state=TargetState(up_since=up_since),
+            )
+            _attach_pool(target, upstream, spec)
+            return target
+
+        lookup = DnsLookup([(r.host, r.port) for r in spec.resolvers])
+        discovery.add(upstream, entries, make, lookup, resolve_every=spec.resolve_every)
+    return discovery
 
 
 def build_selections(config: cfg.Config, upstreams: dict[str, Upstream]) -> dict[str, Selection]:
@@ -74,17 +168,35 @@ def build_selections(config: cfg.Config, upstreams: dict[str, Upstream]) -> dict
     selections = {}
     for name, spec in config.upstreams.items():
         key = spec.hash_key
-        try:
-            affinity = _affinity(spec.sticky, upstreams[name].targets, config.state_dir)
-        except OSError as exc:
-            raise OSError(f"upstream {name}: the sticky cookie secret: {exc}") from exc
+        sticky = spec.sticky
+        secret = b""
+        if sticky is not None and sticky.cookie is not None:
+            try:
+                secret = load_secret(sticky.cookie.secret_file, Path(config.state_dir))
+            except OSError as exc:
+                raise OSError(f"upstream {name}: the sticky cookie secret: {exc}") from exc
+        upstream = upstreams[name]
+        affinity = _affinity(sticky, upstream.targets, secret)
         if key is not None or affinity is not None:
-            selections[name] = Selection(RequestKey(key) if key is not None else None, affinity)
+            selection = Selection(RequestKey(key) if key is not None else None, affinity)
+            selections[name] = selection
+            if sticky is not None and sticky.learn is None:
+                # Cookies and hash rings name the targets: remade when discovery changes them.
+                upstream.watch_targets(_affinity_follower(selection, upstream, sticky, secret))
     return selections
 
 
+def _affinity_follower(
+    selection: Selection, upstream: Upstream, sticky: cfg.Sticky, secret: bytes
+) -> Callable[[tuple[Target, ...], tuple[Target, ...]], None]:
+    def follow(added: tuple[Target, ...], removed: tuple[Target, ...]) -> None:
+        selection.affinity = _affinity(sticky, upstream.targets, secret)
+
+    return follow
+
+
 def _affinity(
-    sticky: cfg.Sticky | None, targets: Sequence[Target], state_dir: str
+    sticky: cfg.Sticky | None, targets: Sequence[Target], secret: bytes
 ) -> Affinity[Target] | None:
     if sticky is None:
         return None
@@ -92,7 +204,7 @@ def _affinity(
         c = sticky.cookie
         cookie = StickyCookie(
             c.name,
-            load_secret(c.secret_file, Path(state_dir)),
+            secret,
             targets,
             ttl=c.ttl,
             secure=c.secure,

@@ -13,8 +13,14 @@ from bascule import config as cfg
 from bascule.net.listener import listen, raise_open_file_limit
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
-from bascule.runtime.build import build_listener_context, build_selections, build_upstreams
+from bascule.runtime.build import (
+    build_discovery,
+    build_listener_context,
+    build_selections,
+    build_upstreams,
+)
 from bascule.telemetry.access_log import AccessLog
+from bascule.upstream.guard import Guards
 
 log = logging.getLogger("bascule")
 
@@ -61,10 +67,14 @@ async def serve(
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
     upstreams = build_upstreams(config)
     selections = build_selections(config, upstreams)
+    discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
+    guards = Guards.from_config(config, upstreams)  # health checks, outlier detection
     contexts: list[ListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
     try:
+        await discovery.start()  # first lookups, within LOOKUP_TIMEOUT, before accepting
+        guards.start()
         for spec in config.listeners:
             ctx = build_listener_context(spec, config, upstreams, access_log, selections)
             server = await listen(_factory(ctx), spec.bind.host, spec.bind.port)
@@ -91,6 +101,8 @@ async def serve(
     finally:
         for server in servers:
             server.close()
+        await guards.stop()
+        await discovery.stop()
         for upstream in upstreams.values():
             upstream.close()
         access_log.close()

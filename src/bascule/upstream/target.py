@@ -12,8 +12,11 @@ if TYPE_CHECKING:
 
 class Target:
     __slots__ = (
+        "active",
         "address",
+        "backup",
         "host",
+        "max_conns",
         "max_load",
         "name",
         "pool",
@@ -34,6 +37,8 @@ class Target:
         priority: int = 0,
         max_load: float | None = None,
         state: TargetState | None = None,
+        max_conns: int | None = None,
+        backup: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -41,6 +46,9 @@ class Target:
         self.region = region
         self.priority = priority  # least_load's tier, lower first
         self.max_load = max_load  # least_load: the tier spills over above this load
+        self.max_conns = max_conns  # requests carried at once; None: no limit
+        self.active = 0  # requests carried now (counted only when max_conns is set upstream)
+        self.backup = backup  # takes traffic only when every primary target is down
         self.state = state or TargetState()  # live: in flight, response time, load, up/down
         self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.address = self.name.encode()  # as a Host header value when Host is not preserved

@@ -174,3 +174,20 @@ def test_the_pick_is_what_a_plain_scan_allows(tiers, caps, events):
         allowed = reference(targets, clock.now, 5.0)
         picked = balancer.pick(PickContext())
         assert picked in allowed if allowed else picked is None
+
+
+def test_targets_that_have_not_reported_yet_are_not_starved():
+    """Reports come with responses: a target that never gets a request never reports. On a
+    tie with the average, the unreported target goes first, so each one soon reports."""
+    clock = Clock()
+    targets = nodes([1, 1, 1, 1], clock)
+    balancer = create("least_load", targets, clock=clock)
+    served = set()
+    for _ in range(8):  # one request at a time, each target reporting 10 when it answers
+        target = balancer.pick(PickContext())
+        assert target is not None
+        served.add(target)
+        target.state.start()
+        target.state.report_load(10)
+        target.state.finish(0.01)
+    assert served == set(targets)
