@@ -1,15 +1,19 @@
-"""`bascule run | check | schema | demo`."""
+"""`bascule run | check | reload | schema | demo`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
+from pathlib import Path
 
 from bascule import __version__, config
 
 EXIT_CONFIG = 2
+PID_FILE_NAME = "bascule.pid"
 
 
 def _load(path: str) -> config.LoadedConfig | None:
@@ -49,22 +53,58 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pid_file(args: argparse.Namespace, loaded: config.LoadedConfig) -> Path:
+    return Path(args.pid_file or Path(loaded.config.state_dir) / PID_FILE_NAME)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from bascule.net.event_loop import run
-    from bascule.runtime.server import Unsupported, serve
+    from bascule.runtime.server import Unsupported, check_supported
+    from bascule.runtime.supervisor import Supervisor, read_pid
 
     loaded = _load(args.config)
     if loaded is None:
         return EXIT_CONFIG
     _print_warnings(loaded)
+    log = logging.getLogger("bascule")
     try:
-        return run(serve(loaded.config))
+        check_supported(loaded.config)
     except Unsupported as exc:
-        logging.getLogger("bascule").error("%s: %s", args.config, exc)
+        log.error("%s: %s", args.config, exc)
         return EXIT_CONFIG
-    except OSError as exc:
-        logging.getLogger("bascule").error("%s", exc)
+    pid_file = _pid_file(args, loaded)
+    running = read_pid(pid_file)
+    if running is not None and running != os.getpid():
+        log.error(
+            "%s names a running Bascule (pid %d); stop it, or give this one its own --pid-file",
+            pid_file,
+            running,
+        )
         return 1
+    try:
+        return Supervisor(args.config, loaded, pid_file).run()
+    except OSError as exc:
+        log.error("%s", exc)
+        return 1
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Check the file as `bascule check` does, then ask the running instance to reload."""
+    from bascule.runtime.supervisor import read_pid
+
+    status = cmd_check(args)
+    if status != 0:
+        print("not reloaded: the running config stays", file=sys.stderr)
+        return status
+    loaded = _load(args.config)
+    assert loaded is not None
+    pid_file = _pid_file(args, loaded)
+    pid = read_pid(pid_file)
+    if pid is None:
+        print(f"no running Bascule found through {pid_file}", file=sys.stderr)
+        return 1
+    os.kill(pid, signal.SIGHUP)
+    print(f"reload asked of pid {pid}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -83,7 +123,14 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve a config file")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
+    run.add_argument("--pid-file", help=f"default: <state_dir>/{PID_FILE_NAME}")
     run.set_defaults(func=cmd_run)
+    reload = sub.add_parser(
+        "reload", help="check a config file, then have the running instance load it"
+    )
+    reload.add_argument("-c", "--config", required=True, help="the running instance's config file")
+    reload.add_argument("--pid-file", help=f"default: <state_dir>/{PID_FILE_NAME}")
+    reload.set_defaults(func=cmd_reload)
     check = sub.add_parser("check", help="validate a config file; exit 2 if it has errors")
     check.add_argument("-c", "--config", required=True, help="YAML config file")
     check.set_defaults(func=cmd_check)

@@ -53,17 +53,6 @@ def test_check_lists_every_error_with_line_key_path_and_suggestion(tmp_path):
     assert "did you mean 'path'" in result.stderr
 
 
-def test_check_and_run_refuse_what_this_release_cannot_do(tmp_path):
-    path = tmp_path / "workers.yaml"
-    path.write_text("workers: 4\n" + VALID)
-    checked = bascule("check", "-c", str(path))
-    assert checked.returncode == 2
-    assert "workers: 4" in checked.stderr
-    ran = bascule("run", "-c", str(path))
-    assert ran.returncode == 2
-    assert "workers: 4" in ran.stderr
-
-
 def test_schema_is_json_schema_of_the_config():
     result = bascule("schema")
     assert result.returncode == 0

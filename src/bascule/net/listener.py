@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import socket
 from collections.abc import Callable
 
 BACKLOG = 4096  # deep enough for a burst of connections while one worker is busy
@@ -30,12 +31,17 @@ def raise_open_file_limit() -> int:
 
 
 async def listen(
-    factory: Callable[[], asyncio.Protocol], host: str, port: int, *, reuse_port: bool = False
+    factory: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    *,
+    sock: socket.socket | None = None,
 ) -> asyncio.Server:
+    """Accept on host:port, or on `sock` (already bound and listening) when given."""
     loop = asyncio.get_running_loop()
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock, backlog=BACKLOG)
     try:
-        return await loop.create_server(
-            factory, host, port, backlog=BACKLOG, reuse_port=reuse_port or None
-        )
+        return await loop.create_server(factory, host, port, backlog=BACKLOG)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -271,7 +271,10 @@ class DownstreamConnection(asyncio.Protocol):
         self._respond(ex, error.status, error_body(error.status, error.message))
 
     def close_if_idle(self) -> None:
-        if self.ex is None:
+        """Draining: close a keep-alive connection waiting for its next request. One that
+        has not sent its first request yet gets to send it (answered with Connection:
+        close): it was accepted just before the drain, and its client is writing to it."""
+        if self.ex is None and self._requests and not self.reader.head_started:
             self._close()
 
     # -- request callbacks from the codec --------------------------------------------------

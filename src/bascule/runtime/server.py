@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import threading
 from collections.abc import Callable
 
@@ -30,11 +31,6 @@ class Unsupported(Exception):
 
 
 def check_supported(config: cfg.Config) -> None:
-    if config.workers != 1:
-        raise Unsupported(
-            f"workers: {config.workers}: this release serves from one worker process; "
-            "set workers: 1"
-        )
     for listener in config.listeners:
         if listener.protocol != "http":
             raise Unsupported(
@@ -52,10 +48,13 @@ async def serve(
     *,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[list[tuple[str, str, int]]], None] | None = None,
+    sockets: dict[str, socket.socket] | None = None,
 ) -> int:
     """Serve `config` until `stop` is set (or a signal arrives); returns the exit status.
 
     `on_ready` gets (listener name, host, port) for each bound listener once all accept.
+    `sockets`: listening sockets by listener name, made by the supervisor and shared by
+    its workers; without them each listener binds its own.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -77,7 +76,8 @@ async def serve(
         guards.start()
         for spec in config.listeners:
             ctx = build_listener_context(spec, config, upstreams, access_log, selections)
-            server = await listen(_factory(ctx), spec.bind.host, spec.bind.port)
+            sock = sockets.get(spec.name) if sockets is not None else None
+            server = await listen(_factory(ctx), spec.bind.host, spec.bind.port, sock=sock)
             contexts.append(ctx)
             servers.append(server)
             port = server.sockets[0].getsockname()[1]

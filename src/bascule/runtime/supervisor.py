@@ -1,0 +1,358 @@
+"""The supervisor: one process that owns the listening sockets and runs the workers.
+
+It binds every listener once and forks `workers` processes that inherit the sockets and
+serve them (`runtime.server.serve`). Because the sockets belong to the supervisor, a
+listening socket is never closed while its listener exists: during a reload, connections
+wait in the kernel's accept queue for a new worker instead of being refused.
+
+Signals (to the supervisor):
+- SIGHUP: reload. The file is validated first; a bad one is reported as `bascule check`
+  would and nothing changes. A good one starts a new generation of workers on it; once
+  they all accept, the old generation drains (finishes in-flight requests within
+  `drain_timeout`) and exits. Sockets of listeners that are gone are closed after that.
+- SIGTERM / SIGINT: graceful stop. Workers stop accepting, drain, exit; then the supervisor
+  exits 0.
+- SIGQUIT: immediate stop. Workers are killed; nothing drains.
+A worker that dies unexpectedly is logged with how it died and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bascule import config as cfg
+from bascule.net.listener import BACKLOG, raise_open_file_limit
+
+log = logging.getLogger("bascule.supervisor")
+
+HANDLED = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD}
+READY_TIMEOUT = 15.0  # seconds new workers have to start accepting during a reload
+RESTART_BACKOFF = 1.0  # a worker that crashes right after starting is restarted after this
+KILL_GRACE = 5.0  # beyond drain_timeout, before workers that will not stop are killed
+
+Key = tuple[str, int]  # a listener's bind address
+
+
+def worker_count(workers: int | str) -> int:
+    if workers == "auto":
+        return os.cpu_count() or 1
+    return int(workers)
+
+
+@dataclass
+class Generation:
+    """The workers of one config."""
+
+    config: cfg.Config
+    pids: set[int] = field(default_factory=set)
+    stopping: bool = False
+
+
+class Supervisor:
+    def __init__(self, path: str, loaded: cfg.LoadedConfig, pid_file: Path | None) -> None:
+        self.path = path
+        self.pid_file = pid_file
+        self.current = Generation(loaded.config)
+        self.old: list[Generation] = []
+        self.sockets: dict[Key, socket.socket] = {}
+        self.started: dict[int, float] = {}  # pid -> when it was started
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        raise_open_file_limit()  # before forking: the workers inherit it
+        self._bind(self.current.config)
+        if self.pid_file is not None:
+            self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+            self.pid_file.write_text(f"{os.getpid()}\n")
+        try:
+            if not self._start_generation(self.current, wait_ready=True):
+                self._kill(self.current.pids)
+                return 1
+            log.info(
+                "supervisor %d: %d worker(s) serving %s",
+                os.getpid(),
+                len(self.current.pids),
+                self.path,
+            )
+            return self._loop()
+        finally:
+            for sock in self.sockets.values():
+                sock.close()
+            if self.pid_file is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    self.pid_file.unlink()
+
+    def _loop(self) -> int:
+        while True:
+            info = signal.sigtimedwait(HANDLED, 1.0)
+            if info is None:
+                continue
+            sig = info.si_signo
+            if sig == signal.SIGCHLD:
+                self._reap()
+            elif sig == signal.SIGHUP:
+                self._reload()
+            elif sig == signal.SIGQUIT:
+                log.warning("SIGQUIT: stopping at once, without draining")
+                self.current.stopping = True
+                self._kill(self._all_pids())
+                return 0
+            else:
+                return self._stop(signal.Signals(sig).name)
+
+    def _all_pids(self) -> set[int]:
+        return self.current.pids.union(*(g.pids for g in self.old))
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _start_generation(
+        self, generation: Generation, *, wait_ready: bool, count: int | None = None
+    ) -> bool:
+        """Fork the generation's workers (or `count` more of them); with `wait_ready`, True
+        once all accept, False if one died or did not get there in time."""
+        ready_pipes = []
+        for _ in range(worker_count(generation.config.workers) if count is None else count):
+            pid, ready = self._fork(generation.config)
+            generation.pids.add(pid)
+            ready_pipes.append(ready)
+        if not wait_ready:
+            for fd in ready_pipes:
+                os.close(fd)
+            return True
+        return _all_ready(ready_pipes, READY_TIMEOUT)
+
+    def _fork(self, config: cfg.Config) -> tuple[int, int]:
+        """Start one worker on `config`; returns its pid and a pipe it writes to once ready."""
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(read_end)
+            mine = self._sockets_for(config)
+            for sock in set(self.sockets.values()) - set(mine.values()):
+                sock.close()  # a listener being removed must not live on in a new worker
+            os._exit(_worker(config, mine, write_end))
+        os.close(write_end)
+        self.started[pid] = time.monotonic()
+        return pid, read_end
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            started = self.started.pop(pid, time.monotonic())
+            for old in list(self.old):
+                if pid in old.pids:
+                    old.pids.discard(pid)
+                    if not old.pids:
+                        self.old.remove(old)
+                        self._close_unused()
+                    break
+            else:
+                if pid in self.current.pids:
+                    self.current.pids.discard(pid)
+                    if not self.current.stopping:
+                        log.error("worker %d %s; starting another", pid, _how_it_ended(status))
+                        if time.monotonic() - started < RESTART_BACKOFF:
+                            time.sleep(RESTART_BACKOFF)  # a crash loop must not spin
+                        self._start_generation(self.current, wait_ready=False, count=1)
+
+    def _kill(self, pids: Iterable[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._wait_all(0.0)
+
+    def _stop(self, name: str) -> int:
+        drain = self.current.config.drain_timeout
+        log.info("%s: stopping; workers drain for up to %gs", name, drain)
+        self.current.stopping = True
+        pids = self._all_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        if not self._wait_all(drain + KILL_GRACE):
+            log.error("workers did not stop in time; killing them")
+            self._kill(self._all_pids())
+        return 0
+
+    def _wait_all(self, timeout: float) -> bool:
+        """Reap workers until none is left (True) or `timeout` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while self._all_pids():
+            self._reap()
+            if not self._all_pids():
+                break
+            if time.monotonic() >= deadline and timeout:
+                return False
+            signal.sigtimedwait({signal.SIGCHLD}, 0.1)
+        return True
+
+    # -- reload --------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        from bascule.runtime.server import Unsupported, check_supported
+
+        log.info("SIGHUP: reloading %s", self.path)
+        try:
+            loaded = cfg.load(self.path)
+            check_supported(loaded.config)
+        except cfg.ConfigError as exc:
+            log.error("reload refused, the running config stays:\n%s", exc)
+            return
+        except Unsupported as exc:
+            log.error("reload refused, the running config stays: %s: %s", self.path, exc)
+            return
+        except OSError as exc:
+            log.error("reload refused, the running config stays: %s: %s", self.path, exc)
+            return
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        try:
+            self._bind(loaded.config)
+        except OSError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            self._close_unused()
+            return
+        fresh = Generation(loaded.config)
+        if not self._start_generation(fresh, wait_ready=True):
+            log.error("reload failed: the new workers did not start; the running config stays")
+            fresh.stopping = True
+            self._kill(fresh.pids)
+            self._close_unused()
+            return
+        retired, self.current = self.current, fresh
+        retired.stopping = True
+        self.old.append(retired)
+        for pid in retired.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # stop accepting, drain, exit
+        log.info("reloaded: %d new worker(s); the old ones drain", len(fresh.pids))
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def _bind(self, config: cfg.Config) -> None:
+        """Open a listening socket for each listener of `config` that has none yet."""
+        opened: list[Key] = []
+        try:
+            for listener in config.listeners:
+                key = (listener.bind.host, listener.bind.port)
+                if key not in self.sockets:
+                    self.sockets[key] = _listening_socket(*key)
+                    opened.append(key)
+        except OSError:
+            for key in opened:
+                self.sockets.pop(key).close()
+            raise
+
+    def _sockets_for(self, config: cfg.Config) -> dict[str, socket.socket]:
+        return {
+            listener.name: self.sockets[(listener.bind.host, listener.bind.port)]
+            for listener in config.listeners
+        }
+
+    def _close_unused(self) -> None:
+        """Close the sockets of listeners no generation still has."""
+        used = {
+            (listener.bind.host, listener.bind.port)
+            for generation in [self.current, *self.old]
+            for listener in generation.config.listeners
+        }
+        for key in list(self.sockets):
+            if key not in used:
+                self.sockets.pop(key).close()
+                log.info("listener on %s:%d closed", *key)
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def _all_ready(pipes: list[int], timeout: float) -> bool:
+    """Wait for one byte on each pipe (a worker accepting); False if one closed first or
+    the time ran out."""
+    deadline = time.monotonic() + timeout
+    waiting = set(pipes)
+    ok = True
+    try:
+        while waiting and ok:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                ok = False
+                break
+            readable, _, _ = select.select(list(waiting), [], [], left)
+            for fd in readable:
+                ok = ok and os.read(fd, 1) == b"!"
+                waiting.discard(fd)
+    finally:
+        for fd in pipes:
+            os.close(fd)
+    return ok
+
+
+def _worker(config: cfg.Config, sockets: dict[str, socket.socket], ready: int) -> int:
+    """The body of a worker process: serve `config` on the inherited sockets."""
+    from bascule.net.event_loop import run
+    from bascule.runtime.server import serve
+
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's business
+
+    def on_ready(_: list[tuple[str, str, int]]) -> None:
+        with contextlib.suppress(OSError):  # a replacement worker: nobody waits to hear
+            os.write(ready, b"!")
+        os.close(ready)
+
+    try:
+        return run(serve(config, sockets=sockets, on_ready=on_ready))
+    except Exception:
+        log.exception("worker %d failed", os.getpid())
+        return 1
+
+
+def _how_it_ended(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exited with status {os.WEXITSTATUS(status)}"
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid of a running supervisor recorded in `pid_file`, or None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
