@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -917,11 +917,6 @@ def render_report(ctx: Context, runs: list[Run]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(text: str) -> None:
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(text)
-
-
 # ------------------------------------------------------------------------------ main
 
 
@@ -983,19 +978,21 @@ def benchmark(ctx: Context, tmp: Path, services: list[Service]) -> str:
     return render_report(ctx, runs)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(sys.argv[1:] if argv is None else argv)
+def run_benchmark(
+    prefix: str, keep_tmp: bool, results: Path, work: Callable[[Path, list[Service]], str]
+) -> int:
+    """What every bench script's main does around `work(tmp, services)`, which returns the
+    report: a temporary directory, the report written and printed, clear errors, and every
+    process it started stopped by PID whatever happens."""
     signal.signal(signal.SIGTERM, on_sigterm)
     services: list[Service] = []
-    tmp = Path(tempfile.mkdtemp(prefix="bascule-bench-", dir="/tmp"))
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     try:
-        tools = find_tools()
-        warn_if_busy()
-        ctx = Context(opts, tools, choose_pinning(tools), dt.datetime.now().astimezone())
-        report = benchmark(ctx, tmp, services)
-        write_report(report)
-        print("\n" + report, flush=True)
-        print(f"# written to {RESULTS_FILE.relative_to(REPO_DIR)}", flush=True)
+        text = work(tmp, services)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(text)
+        print("\n" + text, flush=True)
+        print(f"# written to {results.relative_to(REPO_DIR)}", flush=True)
         return 0
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
@@ -1005,10 +1002,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         stop_all(services)
-        if opts.keep_tmp:
+        if keep_tmp:
             print(f"# temp files kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    opts = parse_args(sys.argv[1:] if argv is None else argv)
+
+    def work(tmp: Path, services: list[Service]) -> str:
+        tools = find_tools()
+        warn_if_busy()
+        ctx = Context(opts, tools, choose_pinning(tools), dt.datetime.now().astimezone())
+        return benchmark(ctx, tmp, services)
+
+    return run_benchmark("bascule-bench-", opts.keep_tmp, RESULTS_FILE, work)
 
 
 if __name__ == "__main__":

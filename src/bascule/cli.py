@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from pathlib import Path
 from bascule import __version__, config
 
 EXIT_CONFIG = 2
-PID_FILE_NAME = "bascule.pid"
+PID_FILE_HELP = "default: <state_dir>/bascule-<hash of the config path>.pid"
 
 
 def _load(path: str) -> config.LoadedConfig | None:
@@ -54,7 +55,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def _pid_file(args: argparse.Namespace, loaded: config.LoadedConfig) -> Path:
-    return Path(args.pid_file or Path(loaded.config.state_dir) / PID_FILE_NAME)
+    """--pid-file, else one per config file in the state directory: instances of different
+    files never collide, and `bascule reload -c FILE` finds the one serving FILE."""
+    if args.pid_file:
+        return Path(args.pid_file)
+    digest = hashlib.sha1(str(Path(args.config).resolve()).encode()).hexdigest()[:12]
+    return Path(loaded.config.state_dir) / f"bascule-{digest}.pid"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -123,13 +129,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="serve a config file")
     run.add_argument("-c", "--config", required=True, help="YAML config file")
-    run.add_argument("--pid-file", help=f"default: <state_dir>/{PID_FILE_NAME}")
+    run.add_argument("--pid-file", help=PID_FILE_HELP)
     run.set_defaults(func=cmd_run)
     reload = sub.add_parser(
         "reload", help="check a config file, then have the running instance load it"
     )
     reload.add_argument("-c", "--config", required=True, help="the running instance's config file")
-    reload.add_argument("--pid-file", help=f"default: <state_dir>/{PID_FILE_NAME}")
+    reload.add_argument("--pid-file", help=PID_FILE_HELP)
     reload.set_defaults(func=cmd_reload)
     check = sub.add_parser("check", help="validate a config file; exit 2 if it has errors")
     check.add_argument("-c", "--config", required=True, help="YAML config file")

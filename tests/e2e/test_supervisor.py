@@ -20,6 +20,7 @@ from e2e.backends import named
 from e2e.proxy import accepts, config, free_port, wait_until
 
 BASCULE = [sys.executable, "-m", "bascule"]
+APP_ROUTE = {"name": "app", "upstream": "app"}
 
 
 class Instance:
@@ -52,8 +53,10 @@ def running(cfg: dict[str, Any], tmp_path: Path) -> Iterator[Instance]:
     )
     instance = Instance(proc, path, pid_file)
     try:
-        port = cfg["listeners"][0]["bind"].rsplit(":", 1)[1]
-        assert wait_until(lambda: accepts(int(port)), timeout=15), "bascule never accepted"
+        port = int(cfg["listeners"][0]["bind"].rsplit(":", 1)[1])
+        # the socket listens before the workers exist: wait for an answer, not a connect
+        answered = wait_until(lambda: get(port, "/ready").startswith(b"HTTP/1.1"), timeout=15)
+        assert answered, "bascule never answered"
         yield instance
     finally:
         if proc.poll() is None:
@@ -70,14 +73,16 @@ def running(cfg: dict[str, Any], tmp_path: Path) -> Iterator[Instance]:
 
 
 def listening(port: int, **extra: Any) -> dict[str, Any]:
-    return {"listener": {"bind": f"127.0.0.1:{port}"}, **extra}
+    """Config arguments: listen on `port`, with /ready answered by Bascule itself."""
+    ready = {"name": "ready", "match": {"path_exact": "/ready"}, "respond": {"status": 200}}
+    return {"listener": {"bind": f"127.0.0.1:{port}"}, "routes": [ready, APP_ROUTE], **extra}
 
 
-def get(port: int) -> bytes:
+def get(port: int, path: str = "/") -> bytes:
     """One request on a new connection: status line and body, or b"" if refused/reset."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
             data = b""
             while chunk := sock.recv(65536):
                 data += chunk

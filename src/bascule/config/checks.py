@@ -15,6 +15,7 @@ from bascule.config.messages import did_you_mean
 from bascule.config.model import Config
 from bascule.config.problem import Problem
 from bascule.config.route import Match, Route
+from bascule.config.tcp_rules import tcp_problems, tcp_upstreams
 from bascule.config.upstream import Upstream
 from bascule.config.upstream_rules import upstream_problems
 
@@ -66,6 +67,7 @@ def check(sections: Sections, doc: Document) -> Findings:
         *_listener_rules(sections, doc),
         *_route_references(sections, doc),
         *_balancing_rules(sections, doc),
+        *tcp_problems(sections.listeners, sections.routes, sections.upstreams, doc),
     ]
     warnings: list[Problem] = []
     if sections.complete and not errors:
@@ -115,20 +117,8 @@ def _unique_binds(sections: Sections, doc: Document) -> Iterator[Problem]:
 def _listener_rules(sections: Sections, doc: Document) -> Iterator[Problem]:
     for index, listener in _valid(sections.listeners):
         loc: Loc = ("listeners", index)
-        if listener.protocol == "tcp":
-            if listener.upstream is None:
-                yield doc.problem(
-                    loc,
-                    f"tcp listener {listener.name!r} needs an upstream to send connections to",
-                    "add `upstream: <name>`",
-                )
-            elif listener.upstream not in sections.upstreams:
-                yield doc.problem(
-                    (*loc, "upstream"),
-                    f"no upstream is named {listener.upstream!r}",
-                    did_you_mean(listener.upstream, sections.upstreams),
-                )
-        elif listener.upstream is not None:
+        # tcp listeners' own rules are in tcp_rules
+        if listener.protocol != "tcp" and listener.upstream is not None:
             yield doc.problem(
                 (*loc, "upstream"),
                 f"{listener.protocol} listeners send requests through routes, not straight "
@@ -145,6 +135,18 @@ def _listener_rules(sections: Sections, doc: Document) -> Iterator[Problem]:
                 (*loc, "tls"),
                 f"`tls` only applies to https listeners; this one is {listener.protocol}",
                 "set `protocol: https` or remove `tls`",
+            )
+        if listener.protocol != "https" and listener.hsts is not None:
+            yield doc.problem(
+                (*loc, "hsts"),
+                f"`hsts` only applies to https listeners; this one is {listener.protocol}",
+                "browsers ignore Strict-Transport-Security over plain http; remove it",
+            )
+        if listener.protocol != "http" and listener.redirect_https is not None:
+            yield doc.problem(
+                (*loc, "redirect_https"),
+                f"`redirect_https` only applies to http listeners; this one is {listener.protocol}",
+                "remove it",
             )
 
 
@@ -180,6 +182,7 @@ def _balancing_rules(sections: Sections, doc: Document) -> Iterator[Problem]:
 def _unused_upstreams(sections: Sections, doc: Document) -> Iterator[Problem]:
     used = {route.upstream for _, route in _valid(sections.routes)}
     used |= {listener.upstream for _, listener in _valid(sections.listeners)}
+    used |= set(tcp_upstreams(sections.listeners))
     for name in sections.upstreams:
         if name not in used:
             yield doc.problem(

@@ -13,6 +13,8 @@ from bascule.config.resilience import Retries
 from bascule.config.section import Section
 from bascule.config.sticky import Sticky
 from bascule.config.syntax import HeaderName
+from bascule.config.tcp import ProxyProtocolVersion
+from bascule.config.tls import OptionalUpstreamTls
 from bascule.config.units import Duration
 
 __all__ = ["BALANCE_NAMES", "Balance", "Keepalive", "Target", "Upstream", "UpstreamTimeouts"]
@@ -203,6 +205,16 @@ class Upstream(Section):
     )
     queue_timeout: Duration = Field(
         default=5.0, description="How long a request may wait in the queue before a 503."
+    )
+    proxy_protocol: ProxyProtocolVersion | None = Field(
+        default=None,
+        description="tcp listeners' connections: start each one to a target with a PROXY "
+        "protocol header (v1 text or v2 binary) naming the client. None: send none.",
+    )
+    tls: OptionalUpstreamTls = Field(
+        default=None,
+        description="Talk TLS to the targets (https targets); true: verified against the "
+        "system's CAs.",
     )
 
     @model_validator(mode="after")

@@ -11,6 +11,9 @@ import re
 from bascule.http.head import RequestHead, ResponseHead
 
 VIA = b"1.1 bascule"
+CLIENT_CERT_SUBJECT = b"X-Client-Cert-Subject"
+"""The verified client certificate's subject (mTLS listeners); dropped from every request
+as received, so only Bascule can set it."""
 
 
 def names_pattern(names: list[bytes] | tuple[bytes, ...]) -> re.Pattern[bytes]:
@@ -22,7 +25,7 @@ def names_pattern(names: list[bytes] | tuple[bytes, ...]) -> re.Pattern[bytes]:
 _REQUEST_DROP = names_pattern((
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
     b"transfer-encoding", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-    b"x-real-ip", b"via",
+    b"x-real-ip", b"via", b"x-client-cert-subject",
 ))  # fmt: skip
 _RESPONSE_DROP = names_pattern((
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",

@@ -12,11 +12,12 @@ import re
 
 # Headers a proxy must act on in a request, and those of them it never forwards as received:
 # hop-by-hop ones (RFC 9110 §7.6.1), Transfer-Encoding (re-framed), and X-Forwarded-*,
-# X-Real-IP and Via, which Bascule sets from what it knows so clients cannot forge them.
+# X-Real-IP, X-Client-Cert-Subject and Via, which Bascule sets from what it knows so clients
+# cannot forge them.
 _REQUEST_FIELDS = re.compile(
     rb"\r\n(host|content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
     rb"|trailer|upgrade|expect|via|x-forwarded-for|x-forwarded-proto|x-forwarded-host"
-    rb"|x-real-ip):[ \t]*([^\r]*)"
+    rb"|x-real-ip|x-client-cert-subject):[ \t]*([^\r]*)"
 )
 _RESPONSE_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"

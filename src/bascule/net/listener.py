@@ -7,6 +7,8 @@ import logging
 import resource
 import socket
 from collections.abc import Callable
+from ssl import SSLContext
+from typing import Any
 
 BACKLOG = 4096  # deep enough for a burst of connections while one worker is busy
 
@@ -36,12 +38,21 @@ async def listen(
     port: int,
     *,
     sock: socket.socket | None = None,
+    ssl: SSLContext | None = None,
+    handshake_timeout: float | None = None,
 ) -> asyncio.Server:
-    """Accept on host:port, or on `sock` (already bound and listening) when given."""
+    """Accept on host:port, or on `sock` (already bound and listening) when given.
+
+    With `ssl`, connections are TLS: the protocol sees them once the handshake is done, which
+    must be within `handshake_timeout` seconds (a client that stalls it holds a socket).
+    """
     loop = asyncio.get_running_loop()
+    tls: dict[str, Any] = {}
+    if ssl is not None:
+        tls = {"ssl": ssl, "ssl_handshake_timeout": handshake_timeout}
     if sock is not None:
-        return await loop.create_server(factory, sock=sock, backlog=BACKLOG)
+        return await loop.create_server(factory, sock=sock, backlog=BACKLOG, **tls)
     try:
-        return await loop.create_server(factory, host, port, backlog=BACKLOG)
+        return await loop.create_server(factory, host, port, backlog=BACKLOG, **tls)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from time import monotonic
 from typing import cast
 
 from bascule.balancing import PickContext
 from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
-from bascule.http.forwarding import upstream_request_head
+from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
 from bascule.http.head import RequestHead
+from bascule.net.tls import client_subject
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
+from bascule.routing.host import normalize_host
 from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectTimeout
@@ -38,6 +41,10 @@ _UPSTREAM_FULL = 4  # the target reads the request body slower than the client s
 _QUEUED = 8  # the request waits for a target under max_conns
 
 RETRY_AFTER_NO_TARGET = 1  # seconds, in the 503 answered when no target is available
+HTTPS_PORT = 443  # left out of redirect_https locations
+# What a redirect_https Location may carry as its host: a DNS name or IP literal, nothing
+# that could turn the URL into another one.
+_REDIRECTABLE_HOST = re.compile(rb"[a-z0-9_.-]+|\[[0-9a-f:.]+\]")
 
 
 class DownstreamConnection(asyncio.Protocol):
@@ -50,6 +57,7 @@ class DownstreamConnection(asyncio.Protocol):
         "_pick",
         "_requests",
         "_write_paused_at",
+        "cert_line",
         "client_ip",
         "ctx",
         "ex",
@@ -73,6 +81,7 @@ class DownstreamConnection(asyncio.Protocol):
         self.peer_trusted = False  # a trusted proxy: its X-Forwarded-For names the client
         self.client_ip = b""  # the client of the current request (the peer, unless trusted)
         self.log_prefix = ""
+        self.cert_line = b""  # "\r\nX-Client-Cert-Subject: ..." for a verified client
         self.ex: Exchange | None = None
         self.tunnel: UpstreamConnection | None = None
         self._held = b""
@@ -93,6 +102,10 @@ class DownstreamConnection(asyncio.Protocol):
         self.peer_trusted = self.ctx.trusted_proxies.trusts(self.peer_ip)
         self.log_prefix = AccessLog.client_prefix(self.client_ip)
         self._pick = PickContext(self.client_ip)
+        if self.ctx.client_certificates:
+            subject = client_subject(transport.get_extra_info("ssl_object"))
+            if subject is not None:
+                self.cert_line = b"\r\n" + CLIENT_CERT_SUBJECT + b": " + subject
         self.ctx.connections.add(self)
         now = self.loop.time()
         self._head_since = self._idle_since = self._last_read = now
@@ -295,6 +308,9 @@ class DownstreamConnection(asyncio.Protocol):
         if head.method == b"CONNECT":
             self._refuse(ex, 405, "CONNECT is not supported: Bascule is a reverse proxy")
             return
+        if ctx.redirect_https is not None:
+            self._redirect_to_https(ex, ctx.redirect_https)
+            return
         route = ctx.router.match(head.method, head.host, head.path, head.header)
         if route is None:
             self._refuse(ex, 404, "no route matches this request")
@@ -407,7 +423,7 @@ class DownstreamConnection(asyncio.Protocol):
             self.client_ip,
             path_and_query,
             None if plan.preserve_host and request.host else target.address,
-            plan.request_added,
+            self.cert_line + plan.request_added if self.cert_line else plan.request_added,
             plan.request_remove,
         )
         conn = None if fresh else target.pool.take_idle()
@@ -572,6 +588,28 @@ class DownstreamConnection(asyncio.Protocol):
         )
         if ex.request_done or close:
             self.exchange_finished(ex)
+
+    def _redirect_to_https(self, ex: Exchange, port: int) -> None:
+        """redirect_https: the same URL in https, for every request (no route is consulted).
+
+        301 for GET and HEAD; 308 otherwise, so that a POST stays a POST with its body.
+        """
+        head = ex.head
+        host = normalize_host(head.host)
+        if not _REDIRECTABLE_HOST.fullmatch(host):
+            what = "no Host header" if not host else "a Host header that is not a host name"
+            self._refuse(ex, 400, f"cannot redirect to https: the request has {what}")
+            return
+        location = b"https://" + host
+        if port != HTTPS_PORT:
+            location += b":%d" % port
+        target = head.target
+        if target[:1] != b"/":  # absolute-form ("http://host/path?q"), or "*"
+            parts = target.split(b"/", 3)
+            target = b"/" + parts[3] if len(parts) == 4 and parts[1] == b"" else b"/"
+        location += target
+        status = 301 if head.method in (b"GET", b"HEAD") else 308
+        self._respond(ex, status, b"", extra=b"\r\nLocation: " + location)
 
     def _refuse(self, ex: Exchange, status: int, message: str) -> None:
         self._respond_error(ex, ProxyError(Source.DOWNSTREAM, status, message))

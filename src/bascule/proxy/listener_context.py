@@ -20,6 +20,7 @@ class ListenerContext:
     __slots__ = (
         "access_log",
         "body_timeout",
+        "client_certificates",
         "connections",
         "drained",
         "draining",
@@ -31,6 +32,7 @@ class ListenerContext:
         "max_uri_bytes",
         "name",
         "plans",
+        "redirect_https",
         "router",
         "scheme",
         "trusted_proxies",
@@ -51,6 +53,8 @@ class ListenerContext:
         max_uri_bytes: int = 8 * 1024,
         max_body_bytes: int = 100 * 1024 * 1024,
         trusted_proxies: TrustedProxies | None = None,
+        redirect_https: int | None = None,
+        client_certificates: bool = False,
     ) -> None:
         self.name = name
         self.router = router
@@ -65,6 +69,8 @@ class ListenerContext:
         self.max_uri_bytes = max_uri_bytes
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = trusted_proxies or TrustedProxies(())
+        self.redirect_https = redirect_https  # the https port every request is sent to
+        self.client_certificates = client_certificates  # verified ones: subject passed upstream
         self.connections: set[DownstreamConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()  # set once draining and the last connection is gone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -21,6 +22,7 @@ from bascule.filters.sticky import (
     load_secret,
 )
 from bascule.http.client_address import TrustedProxies
+from bascule.net import tls
 from bascule.proxy.listener_context import ListenerContext
 from bascule.proxy.route_plan import RoutePlan
 from bascule.proxy.selection import Selection
@@ -28,6 +30,8 @@ from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.routing.actions import Action, ProxyTo, Redirect, Respond
 from bascule.routing.route import Route
 from bascule.routing.router import Router
+from bascule.tcp.context import TcpListenerContext, TcpPlan
+from bascule.tcp.sni import ServerNames
 from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectionPool
@@ -48,6 +52,7 @@ from bascule.upstream.upstream import Upstream
 def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
     upstreams: dict[str, Upstream] = {}
     for name, spec in config.upstreams.items():
+        tls_context = _tls(name, spec)
         # Host-name and srv targets join when discovery has looked them up (build_discovery).
         targets = [
             _target(t, t.address.host, t.address.port, t.weight)
@@ -68,7 +73,7 @@ def build_upstreams(config: cfg.Config) -> dict[str, Upstream]:
             admission=_admission(spec),
         )
         for target in targets:
-            _attach_pool(target, upstream, spec)
+            _attach_pool(target, upstream, spec, tls_context)
         upstreams[name] = upstream
     return upstreams
 
@@ -107,15 +112,26 @@ def _admission(spec: cfg.Upstream) -> Admission | None:
     return Admission(spec.max_pending, spec.queue_timeout)
 
 
-def _attach_pool(target: Target, upstream: Upstream, spec: cfg.Upstream) -> None:
+def _tls(name: str, spec: cfg.Upstream) -> ssl.SSLContext | None:
+    """The upstream's TLS context, read from its files now (so a reload reads them again)."""
+    return tls.client_context(name, spec.tls) if spec.tls is not None else None
+
+
+def _attach_pool(
+    target: Target, upstream: Upstream, spec: cfg.Upstream, tls_context: ssl.SSLContext | None
+) -> None:
     if target.max_conns is None:
         target.max_conns = spec.max_conns  # the upstream's limit for each of its targets
+    # The name a TLS target is checked against: `sni`, else the DNS name it was found under.
+    hostname = spec.tls.sni if spec.tls is not None else None
     target.pool = ConnectionPool(
         target,
         lambda: UpstreamConnection(upstream),
         max_idle=spec.keepalive.max_idle,
         idle_timeout=spec.keepalive.idle_timeout,
         connect_timeout=spec.timeouts.connect,
+        tls=tls_context,
+        server_hostname=hostname or getattr(target, "hostname", None),
     )
 
 
@@ -139,12 +155,14 @@ def build_discovery(config: cfg.Config, upstreams: dict[str, Upstream]) -> Disco
                     Endpoint(address.host, address.port, t.weight, index, backup=t.backup)
                 )
         upstream = upstreams[name]
+        tls_context = _tls(name, spec)
 
         def make(
             endpoint: Endpoint,
             up_since: float | None,
             upstream: Upstream = upstream,
             spec: cfg.Upstream = spec,
+            tls_context: ssl.SSLContext | None = tls_context,
         ) -> Target:
             target = _target(
                 spec.targets[endpoint.entry],
@@ -155,7 +173,7 @@ def build_discovery(config: cfg.Config, upstreams: dict[str, Upstream]) -> Disco
                 backup=endpoint.backup,
                 state=TargetState(up_since=up_since),
             )
-            _attach_pool(target, upstream, spec)
+            _attach_pool(target, upstream, spec, tls_context)
             return target
 
         lookup = DnsLookup([(r.host, r.port) for r in spec.resolvers])
@@ -253,8 +271,13 @@ def build_route(spec: cfg.Route) -> Route:
     )
 
 
-def _edits(spec: cfg.HeaderEdits) -> HeaderEdits:
-    return HeaderEdits(set=spec.set, add=spec.add, remove=spec.remove)
+def _edits(spec: cfg.HeaderEdits, also_set: dict[str, str] | None = None) -> HeaderEdits:
+    """The route's edits, plus `also_set` for each header the route does not edit itself."""
+    to_set = spec.set
+    if also_set:
+        own = {name.lower() for name in (*spec.set, *spec.add, *spec.remove)}
+        to_set = {k: v for k, v in also_set.items() if k.lower() not in own} | spec.set
+    return HeaderEdits(set=to_set, add=spec.add, remove=spec.remove)
 
 
 def build_plan(
@@ -262,7 +285,9 @@ def build_plan(
     spec: cfg.Route,
     upstreams: dict[str, Upstream],
     selections: dict[str, Selection],
+    response_set: dict[str, str] | None = None,
 ) -> RoutePlan:
+    """`response_set`: headers set on every response, unless the route edits them (HSTS)."""
     rewrite = None
     if spec.rewrite is not None:
         replace = spec.rewrite.replace
@@ -273,7 +298,7 @@ def build_plan(
             replacement=replace.with_ if replace is not None else None,
         )
     request = _edits(spec.headers.request)
-    response = _edits(spec.headers.response)
+    response = _edits(spec.headers.response, response_set)
     respond_lines = b""
     if isinstance(route.action, Respond):
         respond_lines = b"".join(b"\r\n" + k + b": " + v for k, v in route.action.headers)
@@ -299,10 +324,12 @@ def build_listener_context(
 ) -> ListenerContext:
     routes: list[Route] = []
     plans: dict[Route, RoutePlan] = {}
+    hsts = listener.hsts
+    response_set = {"Strict-Transport-Security": hsts.header_value()} if hsts else None
     for spec in config.routes:
         route = build_route(spec)
         routes.append(route)
-        plans[route] = build_plan(route, spec, upstreams, selections)
+        plans[route] = build_plan(route, spec, upstreams, selections, response_set)
     router = Router(routes).for_listener(listener.name)
     return ListenerContext(
         listener.name,
@@ -317,4 +344,40 @@ def build_listener_context(
         max_uri_bytes=listener.limits.max_uri_bytes,
         max_body_bytes=listener.limits.max_body_bytes,
         trusted_proxies=TrustedProxies(config.trusted_proxies),
+        redirect_https=listener.redirect_https.port if listener.redirect_https else None,
+        client_certificates=listener.tls is not None and listener.tls.client_ca is not None,
+    )
+
+
+def build_tcp_listener_context(
+    listener: cfg.Listener,
+    config: cfg.Config,
+    upstreams: dict[str, Upstream],
+    access_log: AccessLog,
+) -> TcpListenerContext:
+    plans: dict[str, TcpPlan] = {}
+
+    def plan(name: str) -> TcpPlan:
+        found = plans.get(name)
+        if found is None:
+            spec = config.upstreams[name]
+            version = spec.proxy_protocol
+            found = plans[name] = TcpPlan(
+                upstreams[name],
+                proxy_protocol=0 if version is None else int(version[1:]),
+                hash_key=spec.hash_key if spec.balance == "hash" else None,
+            )
+        return found
+
+    sni = listener.sni_routes
+    return TcpListenerContext(
+        listener.name,
+        plan(listener.upstream) if listener.upstream is not None else None,
+        access_log,
+        server_names=ServerNames({name: plan(up) for name, up in sni.items()}) if sni else None,
+        accept_proxy_protocol=listener.proxy_protocol == "accept",
+        trusted_proxies=TrustedProxies(config.trusted_proxies),
+        idle_timeout=listener.timeouts.idle,
+        preread_timeout=listener.timeouts.preread,
+        max_connections=listener.max_connections,
     )

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 
 from bascule import config as cfg
+from bascule.net import tls
 from bascule.net.listener import listen, raise_open_file_limit
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
@@ -18,8 +19,10 @@ from bascule.runtime.build import (
     build_discovery,
     build_listener_context,
     build_selections,
+    build_tcp_listener_context,
     build_upstreams,
 )
+from bascule.tcp import ClientConnection, TcpListenerContext
 from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.guard import Guards
 
@@ -31,15 +34,14 @@ class Unsupported(Exception):
 
 
 def check_supported(config: cfg.Config) -> None:
-    for listener in config.listeners:
-        if listener.protocol != "http":
-            raise Unsupported(
-                f"listener '{listener.name}': protocol {listener.protocol} is not in this "
-                "release (TLS and TCP listeners come later); use protocol: http"
-            )
+    unusable = tls.problems(config)  # certificate, key and CA files, read as run reads them
+    if unusable:
+        raise Unsupported("\n  ".join(["TLS files that cannot be used:", *unusable]))
 
 
-def _factory(ctx: ListenerContext) -> Callable[[], DownstreamConnection]:
+def _factory(ctx: ListenerContext | TcpListenerContext) -> Callable[[], asyncio.Protocol]:
+    if isinstance(ctx, TcpListenerContext):
+        return lambda: ClientConnection(ctx)
     return lambda: DownstreamConnection(ctx)
 
 
@@ -68,21 +70,34 @@ async def serve(
     selections = build_selections(config, upstreams)
     discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
     guards = Guards.from_config(config, upstreams)  # health checks, outlier detection
-    contexts: list[ListenerContext] = []
+    contexts: list[ListenerContext | TcpListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
     try:
         await discovery.start()  # first lookups, within LOOKUP_TIMEOUT, before accepting
         guards.start()
         for spec in config.listeners:
-            ctx = build_listener_context(spec, config, upstreams, access_log, selections)
+            ctx = (
+                build_tcp_listener_context(spec, config, upstreams, access_log)
+                if spec.protocol == "tcp"
+                else build_listener_context(spec, config, upstreams, access_log, selections)
+            )
             sock = sockets.get(spec.name) if sockets is not None else None
-            server = await listen(_factory(ctx), spec.bind.host, spec.bind.port, sock=sock)
+            server = await listen(
+                _factory(ctx),
+                spec.bind.host,
+                spec.bind.port,
+                sock=sock,
+                ssl=tls.server_context(spec) if spec.protocol == "https" else None,
+                handshake_timeout=spec.timeouts.header,
+            )
             contexts.append(ctx)
             servers.append(server)
             port = server.sockets[0].getsockname()[1]
             bound.append((spec.name, spec.bind.host, port))
-            log.info("listener %s: accepting http on %s:%d", spec.name, spec.bind.host, port)
+            log.info(
+                "listener %s: accepting %s on %s:%d", spec.name, spec.protocol, spec.bind.host, port
+            )
         # Signals reach only the main thread; embedded elsewhere, `stop` is the way to stop.
         signals = (
             (signal.SIGTERM, signal.SIGINT)
@@ -110,7 +125,9 @@ async def serve(
 
 
 async def _drain(
-    servers: list[asyncio.Server], contexts: list[ListenerContext], drain_timeout: float
+    servers: list[asyncio.Server],
+    contexts: list[ListenerContext | TcpListenerContext],
+    drain_timeout: float,
 ) -> None:
     for server in servers:
         server.close()

@@ -137,6 +137,23 @@ class AccessLog:
         self._placements[(plan, ex.target)] = placement
         return placement
 
+    def write_fields(self, fields: str) -> None:
+        """A line that is not an exchange's (a tcp connection's): `fields` continues the
+        JSON object after its time, from a comma to the closing brace and newline."""
+        if self._out is None:
+            return
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
+        buffer = self._buffer
+        buffer.append(f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{fields}")
+        if len(buffer) >= FLUSH_LINES:
+            self.flush()
+        elif self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
+
     def flush(self) -> None:
         if self._handle is not None:
             self._handle.cancel()

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable
 from typing import Protocol
 
+from bascule.net.tls import describe_handshake_error
 from bascule.upstream.target import Target
 
 
@@ -27,6 +29,10 @@ class ConnectTimeout(Exception):
     pass
 
 
+class TlsHandshakeError(OSError):
+    """The target's TLS handshake failed (its certificate, or it does not speak TLS)."""
+
+
 class ConnectionPool:
     """Idle connections for one target, newest first (LIFO keeps the warmest ones busy)."""
 
@@ -37,7 +43,9 @@ class ConnectionPool:
         "connect_timeout",
         "idle_timeout",
         "max_idle",
+        "server_hostname",
         "target",
+        "tls",
     )
 
     def __init__(
@@ -48,8 +56,14 @@ class ConnectionPool:
         max_idle: int,
         idle_timeout: float,
         connect_timeout: float,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         self.target = target
+        self.tls = tls  # connect with TLS (an upstream with `tls:`)
+        # The name sent as SNI and checked in the certificate; None: the target's host (an
+        # IP address sends no SNI, and is itself checked).
+        self.server_hostname = server_hostname if tls is not None else None
         self._factory = factory
         self.max_idle = max_idle
         self.idle_timeout = idle_timeout
@@ -81,14 +95,20 @@ class ConnectionPool:
     async def connect(self) -> asyncio.BaseProtocol:
         loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with asyncio.timeout(self.connect_timeout):  # the TLS handshake included
                 _, protocol = await loop.create_connection(
-                    self._factory, self.target.host, self.target.port
+                    self._factory,
+                    self.target.host,
+                    self.target.port,
+                    ssl=self.tls,
+                    server_hostname=self.server_hostname,
                 )
         except TimeoutError:
             raise ConnectTimeout(
                 f"no connection to {self.target.name} within {self.connect_timeout:g}s"
             ) from None
+        except ssl.SSLError as exc:
+            raise TlsHandshakeError(describe_handshake_error(exc)) from None
         return protocol
 
     def close(self) -> None:

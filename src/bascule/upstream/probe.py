@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +21,7 @@ from bascule.config.units import format_duration
 from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.head import ResponseHead
+from bascule.net.tls import describe_handshake_error
 from bascule.upstream.target import Target
 
 __all__ = ["BODY_LIMIT", "HttpProbe", "Outcome", "Probe", "TcpProbe"]
@@ -56,15 +58,27 @@ class Probe(Protocol):
 def _connect_failure(exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connect refused"
+    if isinstance(exc, ssl.SSLError):
+        return describe_handshake_error(exc)
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve the host: {exc.strerror or exc}"
     return f"connect failed: {exc.strerror or exc}"
 
 
 async def _connect(
-    target: Target,
+    target: Target, *, tls: bool = False
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    return await asyncio.open_connection(target.host, target.port, limit=READ_SIZE)
+    """A new connection; with `tls`, TLS as the proxy's own when the upstream has `tls:`."""
+    pool = getattr(target, "pool", None) if tls else None  # a bare Target has no pool yet
+    if pool is None or pool.tls is None:
+        return await asyncio.open_connection(target.host, target.port, limit=READ_SIZE)
+    return await asyncio.open_connection(
+        target.host,
+        target.port,
+        limit=READ_SIZE,
+        ssl=pool.tls,
+        server_hostname=pool.server_hostname,
+    )
 
 
 class TcpProbe:
@@ -196,7 +210,7 @@ class HttpProbe:
         connected = False
         try:
             async with asyncio.timeout(within):
-                stream, writer = await _connect(target)
+                stream, writer = await _connect(target, tls=True)
                 connected = True
                 writer.write(self.request(target))
                 while not response.full:
