@@ -28,6 +28,8 @@ from bascule.upstream.guard import Guards
 
 log = logging.getLogger("bascule")
 
+ACCEPTED_SETTLE = 0.01  # seconds: a few loop turns after the listeners close
+
 
 class Unsupported(Exception):
     """The config asks for something this release of Bascule does not do yet."""
@@ -131,6 +133,9 @@ async def _drain(
 ) -> None:
     for server in servers:
         server.close()
+    # Connections accepted just before the close are still being set up (their
+    # connection_made is queued): let them register, or the drain would not wait for them.
+    await asyncio.sleep(ACCEPTED_SETTLE)
     for ctx in contexts:
         ctx.drain()
     with contextlib.suppress(TimeoutError):
