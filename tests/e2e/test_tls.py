@@ -447,3 +447,44 @@ def test_a_reload_reads_renewed_certificates_and_keeps_serving_on_a_bad_one(tmp_
             proc.kill()
             _, stderr = proc.communicate()
     assert f"certificate {site.cert}: not a PEM certificate" in stderr
+
+
+def test_every_worker_resumes_a_session_another_one_started(pki, certs, tmp_path):
+    """The supervisor makes the TLS contexts before forking: one session-ticket key for all
+    workers, so a client resumes on whichever worker accepts its next connection."""
+    port = free_port()
+    listener = {"name": "secure", "bind": f"127.0.0.1:{port}", **https(certs)}
+    document = {
+        "workers": 2,
+        "listeners": [listener],
+        "routes": [{"name": "ok", "respond": {}}],
+        "access_log": {"enabled": False},
+        "state_dir": str(tmp_path / "state"),
+    }
+    config_file = tmp_path / "bascule.yaml"
+    config_file.write_text(json.dumps(document))
+    command = [sys.executable, "-m", "bascule", "run", "-c", str(config_file)]
+    proc = subprocess.Popen(
+        [*command, "--pid-file", str(tmp_path / "pid")], stderr=subprocess.DEVNULL
+    )
+    ctx = pki.client_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    def handshake(session: ssl.SSLSession | None = None) -> tuple[ssl.SSLSession, bool] | None:
+        """(the session to resume next time, whether this one was resumed)"""
+        try:
+            with TlsWire(port, ctx, "a.test", session=session, timeout=2) as wire:
+                assert wire.get(host="a.test").status == 200
+                return wire.tls.session, wire.tls.session_reused
+        except OSError:
+            return None
+
+    try:
+        assert wait_until(lambda: handshake() is not None, timeout=15)
+        first = handshake()
+        assert first is not None
+        resumed = [handshake(first[0]) for _ in range(20)]
+        assert all(r is not None and r[1] for r in resumed), resumed
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
@@ -53,12 +54,16 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[list[tuple[str, str, int]]], None] | None = None,
     sockets: dict[str, socket.socket] | None = None,
+    ssl_contexts: dict[str, ssl.SSLContext] | None = None,
 ) -> int:
     """Serve `config` until `stop` is set (or a signal arrives); returns the exit status.
 
     `on_ready` gets (listener name, host, port) for each bound listener once all accept.
     `sockets`: listening sockets by listener name, made by the supervisor and shared by
-    its workers; without them each listener binds its own.
+    its workers; without them each listener binds its own. `ssl_contexts`: the https
+    listeners' TLS contexts, made by the supervisor before forking so that every worker
+    shares one session-ticket key (a client resumes on whichever worker it reaches);
+    without them they are made here.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -78,6 +83,7 @@ async def serve(
     try:
         await discovery.start()  # first lookups, within LOOKUP_TIMEOUT, before accepting
         guards.start()
+        contexts_tls = tls.server_contexts(config) if ssl_contexts is None else ssl_contexts
         for spec in config.listeners:
             ctx = (
                 build_tcp_listener_context(spec, config, upstreams, access_log)
@@ -90,7 +96,7 @@ async def serve(
                 spec.bind.host,
                 spec.bind.port,
                 sock=sock,
-                ssl=tls.server_context(spec) if spec.protocol == "https" else None,
+                ssl=contexts_tls.get(spec.name),
                 handshake_timeout=spec.timeouts.header,
             )
             contexts.append(ctx)

@@ -24,12 +24,14 @@ import os
 import select
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bascule import config as cfg
+from bascule.net import tls
 from bascule.net.listener import BACKLOG, raise_open_file_limit
 
 log = logging.getLogger("bascule.supervisor")
@@ -55,6 +57,9 @@ class Generation:
     config: cfg.Config
     pids: set[int] = field(default_factory=set)
     stopping: bool = False
+    # made once, before the first fork: its workers (and their replacements) then share one
+    # TLS session-ticket key, so a client resumes its session on whichever worker it reaches
+    tls_contexts: dict[str, ssl.SSLContext] | None = None
 
 
 class Supervisor:
@@ -122,8 +127,10 @@ class Supervisor:
         """Fork the generation's workers (or `count` more of them); with `wait_ready`, True
         once all accept, False if one died or did not get there in time."""
         ready_pipes = []
+        if generation.tls_contexts is None:
+            generation.tls_contexts = tls.server_contexts(generation.config)
         for _ in range(worker_count(generation.config.workers) if count is None else count):
-            pid, ready = self._fork(generation.config)
+            pid, ready = self._fork(generation.config, generation.tls_contexts)
             generation.pids.add(pid)
             ready_pipes.append(ready)
         if not wait_ready:
@@ -132,7 +139,7 @@ class Supervisor:
             return True
         return _all_ready(ready_pipes, READY_TIMEOUT)
 
-    def _fork(self, config: cfg.Config) -> tuple[int, int]:
+    def _fork(self, config: cfg.Config, contexts: dict[str, ssl.SSLContext]) -> tuple[int, int]:
         """Start one worker on `config`; returns its pid and a pipe it writes to once ready."""
         read_end, write_end = os.pipe()
         pid = os.fork()
@@ -141,7 +148,7 @@ class Supervisor:
             mine = self._sockets_for(config)
             for sock in set(self.sockets.values()) - set(mine.values()):
                 sock.close()  # a listener being removed must not live on in a new worker
-            os._exit(_worker(config, mine, write_end))
+            os._exit(_worker(config, mine, contexts, write_end))
         os.close(write_end)
         self.started[pid] = time.monotonic()
         return pid, read_end
@@ -317,7 +324,12 @@ def _all_ready(pipes: list[int], timeout: float) -> bool:
     return ok
 
 
-def _worker(config: cfg.Config, sockets: dict[str, socket.socket], ready: int) -> int:
+def _worker(
+    config: cfg.Config,
+    sockets: dict[str, socket.socket],
+    contexts: dict[str, ssl.SSLContext],
+    ready: int,
+) -> int:
     """The body of a worker process: serve `config` on the inherited sockets."""
     from bascule.net.event_loop import run
     from bascule.runtime.server import serve
@@ -331,7 +343,7 @@ def _worker(config: cfg.Config, sockets: dict[str, socket.socket], ready: int) -
         os.close(ready)
 
     try:
-        return run(serve(config, sockets=sockets, on_ready=on_ready))
+        return run(serve(config, sockets=sockets, ssl_contexts=contexts, on_ready=on_ready))
     except Exception:
         log.exception("worker %d failed", os.getpid())
         return 1
