@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import socket
+import ssl as ssl_module
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -65,8 +66,14 @@ class BackendLoop:
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 10) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def start(self, handler: Handler, host: str = "127.0.0.1", port: int = 0) -> Backend:
-        """Serve `handler` on host:port (port 0: one the kernel picks)."""
+    def start(
+        self,
+        handler: Handler,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> Backend:
+        """Serve `handler` on host:port (port 0: one the kernel picks), over TLS if `ssl`."""
         backend = Backend()
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -74,7 +81,7 @@ class BackendLoop:
             backend.writers.add(writer)
             try:
                 await handler(backend, reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError, ssl_module.SSLError):
                 backend.closed_by_peer += 1
             finally:
                 backend.writers.discard(writer)
@@ -82,7 +89,7 @@ class BackendLoop:
 
         async def start() -> None:
             backend.received = asyncio.Event()
-            backend.server = await asyncio.start_server(on_connect, host, port)
+            backend.server = await asyncio.start_server(on_connect, host, port, ssl=ssl)
             backend.port = backend.server.sockets[0].getsockname()[1]
 
         self.call(start())

@@ -118,25 +118,7 @@ def named_tls(name: bytes) -> Handler:
 
 def start_tls(loop: BackendLoop, handler: Handler, context: ssl.SSLContext) -> Backend:
     """Serve `handler` over TLS on a free loopback port (stop it with `loop.stop`)."""
-    backend = Backend()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        backend.connections += 1
-        backend.writers.add(writer)
-        try:
-            await handler(backend, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            backend.closed_by_peer += 1
-        finally:
-            backend.writers.discard(writer)
-            writer.close()
-
-    async def start() -> None:
-        backend.server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=context)
-        backend.port = backend.server.sockets[0].getsockname()[1]
-
-    loop.call(start())
-    return backend
+    return loop.start(handler, ssl=context)
 
 
 def unresponsive_port() -> tuple[int, list[socket.socket]]:

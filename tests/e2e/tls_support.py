@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -101,24 +100,4 @@ class TlsWire(Wire):
 def tls_backend(loop: BackendLoop, ctx: ssl.SSLContext, respond: Responder) -> Backend:
     """An HTTPS backend: `respond` behind a TLS server made with `ctx`. Stop it with
     `loop.stop(backend)`."""
-    backend = Backend()
-    handler = http(respond)
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        backend.connections += 1
-        backend.writers.add(writer)
-        try:
-            await handler(backend, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
-            backend.closed_by_peer += 1
-        finally:
-            backend.writers.discard(writer)
-            writer.close()
-
-    async def start() -> None:
-        backend.received = asyncio.Event()
-        backend.server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=ctx)
-        backend.port = backend.server.sockets[0].getsockname()[1]
-
-    loop.call(start())
-    return backend
+    return loop.start(http(respond), ssl=ctx)
