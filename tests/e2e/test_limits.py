@@ -91,3 +91,12 @@ def test_backup_targets_serve_only_when_the_primaries_cannot(backend, bascule):
     proxy = bascule(config(upstreams={"app": {"targets": dead}}))
     with httpx.Client(base_url=proxy.url()) as client:
         assert {client.get("/").content for _ in range(6)} == {b"backup"}
+
+
+def test_a_place_freed_by_a_finished_request_is_free_for_the_next(backend, bascule):
+    gauge = Gauge()
+    upstream = {"max_conns": 1, "queue_timeout": "200ms"}
+    proxy = bascule(config(backend(counted(gauge, 0.0)), upstream=upstream))
+    with httpx.Client(base_url=proxy.url()) as client:
+        statuses = [client.get("/").status_code for _ in range(5)]
+    assert statuses == [200] * 5  # one after the other: none waits, none is refused

@@ -183,7 +183,7 @@ class DownstreamConnection(asyncio.Protocol):
             if conn is not None:
                 conn.detach()
             self._log(ex)
-        elif ex.counted:
+        elif ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=True)  # answered in full; the client left before sending all
 
     def pause_writing(self) -> None:
@@ -234,7 +234,7 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self.ex = None
         ctx = self.ctx
-        if ex.counted:
+        if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.status < 500)
         ctx.access_log.write(self.log_prefix, ex)
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
@@ -406,10 +406,8 @@ class DownstreamConnection(asyncio.Protocol):
         if admission is not None:
             admission.enter(target)
             ex.admitted = target
-            ex.counted = True
         if upstream.feedback:
             ex.attempt_started = monotonic()
-            ex.counted = True
             target.state.start()
         request = ex.head
         path_and_query = request.target
@@ -664,7 +662,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _log(self, ex: Exchange) -> None:
         """The exchange is over (not through `exchange_finished`): settle and log it."""
-        if ex.counted:
+        if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
         self.ctx.access_log.write(self.log_prefix, ex)
 

@@ -24,7 +24,6 @@ class Exchange:
         "bytes_in",
         "bytes_out",
         "close_after",
-        "counted",
         "error",
         "first_byte_after",
         "head",
@@ -70,7 +69,6 @@ class Exchange:
         self.attempt_started = 0.0  # monotonic(); 0 when no attempt is reported to its target
         self.first_byte_after = 0.0  # seconds from attempt_started to the response head
         self.admitted: Target | None = None  # the target whose max_conns this try counts in
-        self.counted = False  # the try is counted (feedback or max_conns): end_attempt it
         self.waiter: Waiter | None = None  # its place in the upstream's queue, while waiting
 
     def end_attempt(self, *, ok: bool) -> None:
@@ -79,7 +77,6 @@ class Exchange:
         Its response time is the time to the response head when there was one: a long
         download or a WebSocket says nothing about how fast the target answers, yet stays
         in flight until it ends."""
-        self.counted = False
         if self.attempt_started and self.target is not None:
             seconds = self.first_byte_after or monotonic() - self.attempt_started
             self.target.state.finish(seconds, ok)
@@ -88,5 +85,7 @@ class Exchange:
         if admitted is not None:
             self.admitted = None
             plan = self.plan
-            if plan is not None and plan.upstream is not None and plan.upstream.admission:
-                plan.upstream.admission.leave(admitted)
+            assert plan is not None and plan.upstream is not None
+            admission = plan.upstream.admission
+            assert admission is not None  # it admitted this try
+            admission.leave(admitted)

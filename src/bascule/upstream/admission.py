@@ -43,8 +43,9 @@ class Admission:
         self.full: frozenset[Target] = frozenset()  # targets at their limit right now
         self._queue: deque[Waiter] = deque()
 
-    def __len__(self) -> int:
-        """Requests waiting."""
+    def waiting(self) -> int:
+        """Requests waiting. (Not __len__: an Admission must not be falsy when its queue is
+        empty, as code asking `if upstream.admission` means "are there limits".)"""
         return sum(1 for waiter in self._queue if waiter.waiting)
 
     def enter(self, target: Target) -> None:
@@ -66,7 +67,7 @@ class Admission:
         turn came but found its place taken again goes back to the head of the queue."""
         while self._queue and not self._queue[0].waiting:
             self._queue.popleft()
-        if len(self) >= self.max_pending:
+        if self.waiting() >= self.max_pending:
             return None
         waiter = Waiter(on_turn)
 
