@@ -322,3 +322,42 @@ def refused_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def health_check(every: float, **overrides: Any) -> dict[str, Any]:
+    """An upstream's `health:` for a `Service`: every `every` s, no jitter, 2 in a row."""
+    return {
+        "http": {"path": "/healthz"},
+        "interval": f"{every * 1000:g}ms",
+        "timeout": "1s",
+        "jitter": "0%",
+        "healthy": 2,
+        "unhealthy": 2,
+        **overrides,
+    }
+
+
+class Service:
+    """A target whose health endpoint and application answers the test switches."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.health = 200
+        self.health_body = b"ok"
+        self.health_headers: tuple[tuple[str, str], ...] = ()
+        self.health_delay = 0.0  # seconds before the health endpoint answers
+
+    async def respond(self, request: Request, writer: asyncio.StreamWriter) -> bool:
+        if request.path.startswith("/healthz"):
+            await asyncio.sleep(self.health_delay)
+            return await fixed(self.health, self.health_body, self.health_headers)(request, writer)
+        return await fixed(200, self.name.encode())(request, writer)
+
+
+def served(backend: Backend) -> list[Request]:
+    """The requests clients sent through Bascule (not its health checks)."""
+    return [r for r in backend.requests if not r.path.startswith("/healthz")]
+
+
+def checks(backend: Backend) -> list[Request]:
+    return [r for r in backend.requests if r.path.startswith("/healthz")]

@@ -10,35 +10,11 @@ from typing import Any
 
 import pytest
 
-from e2e.backends import Backend, Request, fixed, refused_port, silent
+from e2e.backends import Backend, Service, checks, health_check, refused_port, served, silent
 from e2e.proxy import Proxy, config, fd_count, wait_until
 from e2e.wire import Response, Wire
 
 INTERVAL = 0.1
-
-
-class Service:
-    """A target whose health endpoint and application answers the test switches."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.health = 200
-        self.health_body = b"ok"
-        self.health_headers: tuple[tuple[str, str], ...] = ()
-
-    async def respond(self, request: Request, writer: asyncio.StreamWriter) -> bool:
-        if request.path.startswith("/healthz"):
-            return await fixed(self.health, self.health_body, self.health_headers)(request, writer)
-        return await fixed(200, self.name.encode())(request, writer)
-
-
-def served(backend: Backend) -> list[Request]:
-    """The requests clients sent through Bascule (not its health checks)."""
-    return [r for r in backend.requests if not r.path.startswith("/healthz")]
-
-
-def checks(backend: Backend) -> list[Request]:
-    return [r for r in backend.requests if r.path.startswith("/healthz")]
 
 
 def get(proxy: Proxy, path: str = "/") -> Response:
@@ -47,15 +23,7 @@ def get(proxy: Proxy, path: str = "/") -> Response:
 
 
 def health(**overrides: Any) -> dict[str, Any]:
-    return {
-        "http": {"path": "/healthz"},
-        "interval": f"{INTERVAL * 1000:g}ms",
-        "timeout": "1s",
-        "jitter": "0%",
-        "healthy": 2,
-        "unhealthy": 2,
-        **overrides,
-    }
+    return health_check(INTERVAL, **overrides)
 
 
 @pytest.fixture

@@ -80,6 +80,7 @@ class TargetState:
       `start`, even on error paths;
     - `report_load(load)` when the target reports its load (0-100), from a response header
       or a health-check body; see `parse_load_header` / `parse_load_body`;
+    - `ramp_from(up_since)` when another process saw it come up (slow start carries over);
     - `set_available(flag, by=...)` when health checks find it down or up, outlier
       detection ejects it or lets it back, or it starts draining. It is available while no
       holder keeps it down; coming back up starts its slow start. Never assign `available`.
@@ -164,11 +165,19 @@ class TargetState:
             if self._on_failure is not None:
                 self._on_failure(self.failures)
 
-    def report_load(self, load: float) -> None:
+    def report_load(self, load: float, *, at: float | None = None) -> None:
+        """`at`: when the report was made, if not now (read from another process)."""
         if not 0.0 <= load <= 100.0:
             raise ValueError(f"a load is 0-100, got {load!r}")
         self.load = load
-        self.load_at = self._clock()
+        self.load_at = self._clock() if at is None else at
+        if self._watcher is not None:
+            self._watcher()
+
+    def ramp_from(self, up_since: float) -> None:
+        """The target came up at `up_since`, before this process knew of it (a worker
+        started by a reload): its slow start goes on from then."""
+        self.up_since = up_since
         if self._watcher is not None:
             self._watcher()
 

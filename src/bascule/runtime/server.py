@@ -26,6 +26,7 @@ from bascule.runtime.build import (
 from bascule.tcp import ClientConnection, TcpListenerContext
 from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.guard import Guards
+from bascule.upstream.health_board import HealthBoard
 
 log = logging.getLogger("bascule")
 
@@ -55,6 +56,7 @@ async def serve(
     on_ready: Callable[[list[tuple[str, str, int]]], None] | None = None,
     sockets: dict[str, socket.socket] | None = None,
     ssl_contexts: dict[str, ssl.SSLContext] | None = None,
+    board: HealthBoard | None = None,
 ) -> int:
     """Serve `config` until `stop` is set (or a signal arrives); returns the exit status.
 
@@ -63,7 +65,8 @@ async def serve(
     its workers; without them each listener binds its own. `ssl_contexts`: the https
     listeners' TLS contexts, made by the supervisor before forking so that every worker
     shares one session-ticket key (a client resumes on whichever worker it reaches);
-    without them they are made here.
+    without them they are made here. `board`: the node's shared health checks, run by
+    the supervisor's health process; without it this process runs its own.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -76,7 +79,12 @@ async def serve(
     upstreams = build_upstreams(config)
     selections = build_selections(config, upstreams)
     discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
-    guards = Guards.from_config(config, upstreams)  # health checks, outlier detection
+    # health checks (here, or followed on the board) and outlier detection
+    guards = (
+        Guards.from_config(config, upstreams)
+        if board is None
+        else Guards.from_config(config, upstreams, "worker", board)
+    )
     contexts: list[ListenerContext | TcpListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []

@@ -14,6 +14,14 @@ Signals (to the supervisor):
   exits 0.
 - SIGQUIT: immediate stop. Workers are killed; nothing drains.
 A worker that dies unexpectedly is logged with how it died and replaced.
+
+Health checks run once per node, in a health process beside the workers
+(`runtime.health_process`), when the config has any. It writes each result to a
+`HealthBoard` in shared memory made here before the first fork, and every worker follows
+the board. The board outlives the processes: a reload replaces the health process with
+one on the new config (after the new workers accept), and it starts from what the board
+says, so health and slow start carry over for the targets that stay. A health process
+that dies is restarted like a worker.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from pathlib import Path
 from bascule import config as cfg
 from bascule.net import tls
 from bascule.net.listener import BACKLOG, raise_open_file_limit
+from bascule.upstream.health_board import HealthBoard
 
 log = logging.getLogger("bascule.supervisor")
 
@@ -40,6 +49,7 @@ HANDLED = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.
 READY_TIMEOUT = 15.0  # seconds new workers have to start accepting during a reload
 RESTART_BACKOFF = 1.0  # a worker that crashes right after starting is restarted after this
 KILL_GRACE = 5.0  # beyond drain_timeout, before workers that will not stop are killed
+HEALTH_STOP_TIMEOUT = 5.0  # for a replaced health process to stop before it is killed
 
 Key = tuple[str, int]  # a listener's bind address
 
@@ -70,6 +80,8 @@ class Supervisor:
         self.old: list[Generation] = []
         self.sockets: dict[Key, socket.socket] = {}
         self.started: dict[int, float] = {}  # pid -> when it was started
+        self.board = HealthBoard.create()  # before any fork: every process shares it
+        self.checker: int | None = None  # the health process's pid, if one runs
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -81,6 +93,7 @@ class Supervisor:
             self.pid_file.parent.mkdir(parents=True, exist_ok=True)
             self.pid_file.write_text(f"{os.getpid()}\n")
         try:
+            self._start_checker(self.current.config)
             if not self._start_generation(self.current, wait_ready=True):
                 self._kill(self.current.pids)
                 return 1
@@ -117,7 +130,8 @@ class Supervisor:
                 return self._stop(signal.Signals(sig).name)
 
     def _all_pids(self) -> set[int]:
-        return self.current.pids.union(*(g.pids for g in self.old))
+        checker = set() if self.checker is None else {self.checker}
+        return self.current.pids.union(checker, *(g.pids for g in self.old))
 
     # -- workers -------------------------------------------------------------------------
 
@@ -148,10 +162,41 @@ class Supervisor:
             mine = self._sockets_for(config)
             for sock in set(self.sockets.values()) - set(mine.values()):
                 sock.close()  # a listener being removed must not live on in a new worker
-            os._exit(_worker(config, mine, contexts, write_end))
+            os._exit(_worker(config, mine, contexts, self.board, write_end))
         os.close(write_end)
         self.started[pid] = time.monotonic()
         return pid, read_end
+
+    def _start_checker(self, config: cfg.Config) -> None:
+        """Fork the health process for `config`, if it checks anything."""
+        from bascule.runtime.health_process import has_health_checks
+
+        if not has_health_checks(config):
+            return
+        pid = os.fork()
+        if pid == 0:  # the health process
+            for sock in self.sockets.values():
+                sock.close()
+            os._exit(_health_process(config, self.board))
+        self.checker = pid
+        self.started[pid] = time.monotonic()
+        log.info("health process %d: checking the targets of %s", pid, self.path)
+
+    def _replace_checker(self, config: cfg.Config) -> None:
+        """Stop the health process, then start one on `config`: never two writing the
+        board at once. The pause between is a few milliseconds without checks."""
+        old = self.checker
+        if old is not None:
+            self.checker = None  # reaped as retired, not restarted
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(old, signal.SIGTERM)
+            if not _reaped(old, HEALTH_STOP_TIMEOUT):
+                log.error("health process %d did not stop in time; killing it", old)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(old, signal.SIGKILL)
+                _reaped(old, None)
+            self.started.pop(old, None)
+        self._start_checker(config)
 
     def _reap(self) -> None:
         while True:
@@ -162,6 +207,14 @@ class Supervisor:
             if pid == 0:
                 return
             started = self.started.pop(pid, time.monotonic())
+            if pid == self.checker:
+                self.checker = None
+                if not self.current.stopping:
+                    log.error("health process %d %s; starting another", pid, _how_it_ended(status))
+                    if time.monotonic() - started < RESTART_BACKOFF:
+                        time.sleep(RESTART_BACKOFF)
+                    self._start_checker(self.current.config)
+                continue
             for old in list(self.old):
                 if pid in old.pids:
                     old.pids.discard(pid)
@@ -243,6 +296,7 @@ class Supervisor:
             self._close_unused()
             return
         retired, self.current = self.current, fresh
+        self._replace_checker(fresh.config)
         retired.stopping = True
         self.old.append(retired)
         for pid in retired.pids:
@@ -324,18 +378,55 @@ def _all_ready(pipes: list[int], timeout: float) -> bool:
     return ok
 
 
+def _reaped(pid: int, timeout: float | None) -> bool:
+    """Wait for child `pid` to exit and reap it; False if `timeout` passed first."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return True
+        if done:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
+def _become(name: str) -> None:
+    """Turn a freshly forked child into `name`, as `ps` and `top` show it. It takes the
+    signals the supervisor blocked; reloads stay the supervisor's business."""
+    with contextlib.suppress(OSError):  # not Linux: keep the supervisor's name
+        Path("/proc/self/comm").write_text(name)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def _health_process(config: cfg.Config, board: HealthBoard) -> int:
+    """The body of the health process: check the targets of `config`, write the board."""
+    from bascule.net.event_loop import run
+    from bascule.runtime.health_process import check_health
+
+    _become("bascule-health")
+    try:
+        return run(check_health(config, board))
+    except Exception:
+        log.exception("health process %d failed", os.getpid())
+        return 1
+
+
 def _worker(
     config: cfg.Config,
     sockets: dict[str, socket.socket],
     contexts: dict[str, ssl.SSLContext],
+    board: HealthBoard,
     ready: int,
 ) -> int:
     """The body of a worker process: serve `config` on the inherited sockets."""
     from bascule.net.event_loop import run
     from bascule.runtime.server import serve
 
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # reloads are the supervisor's business
+    _become("bascule-worker")
 
     def on_ready(_: list[tuple[str, str, int]]) -> None:
         with contextlib.suppress(OSError):  # a replacement worker: nobody waits to hear
@@ -343,7 +434,9 @@ def _worker(
         os.close(ready)
 
     try:
-        return run(serve(config, sockets=sockets, ssl_contexts=contexts, on_ready=on_ready))
+        return run(
+            serve(config, sockets=sockets, ssl_contexts=contexts, board=board, on_ready=on_ready)
+        )
     except Exception:
         log.exception("worker %d failed", os.getpid())
         return 1

@@ -13,24 +13,26 @@ Rules:
    "connect refused", "timeout 1s (no connection)").
 4. Checks run one at a time per target: the next starts `interval` (± jitter) after the
    previous one ended, so a slow target is never probed by two checks at once.
-5. The checker only writes `TargetState`. Nothing else in the proxy depends on where it
-   runs, so a supervisor can run the only checker of a node and send its transitions to
-   every worker, which applies them with `set_available(..., by="health")`.
+5. The checker writes `TargetState`, and with a `HealthBoard` every result too: with
+   worker processes, one process of the node runs the checks and the workers follow the
+   board (`HealthMirror`). A target found on the board starts from the status written
+   there (a restarted checker, a reload), not from `initial`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bascule.config.units import format_duration
+from bascule.upstream.health_board import Entry, HealthBoard, Status, slot_key
 from bascule.upstream.probe import HttpProbe, Outcome, Probe, TcpProbe
 from bascule.upstream.target import Target
 
@@ -40,12 +42,6 @@ if TYPE_CHECKING:
 __all__ = ["HealthChecker", "HealthSettings", "Status", "Tally"]
 
 log = logging.getLogger("bascule.health")
-
-
-class Status(enum.Enum):
-    UNKNOWN = "unknown"
-    UP = "up"
-    DOWN = "down"
 
 
 class Tally:
@@ -127,15 +123,45 @@ class HealthSettings:
 
 
 class _Watch:
-    """One target under check: its tally, its task, and the event that cuts a pause short."""
+    """One target under check: its tally, its task, the event that cuts a pause short, and
+    what the board says of it."""
 
-    __slots__ = ("rechecks", "tally", "task", "wake")
+    __slots__ = (
+        "checks",
+        "key",
+        "load",
+        "load_at",
+        "rechecks",
+        "slot",
+        "tally",
+        "task",
+        "up_since",
+        "wake",
+        "wakes",
+    )
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, key: int) -> None:
         self.tally = tally
         self.rechecks = 0  # a check begun before the last recheck does not count
         self.task: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
+        self.key = key  # on the board
+        self.slot: int | None = None  # None: no board, or it is full
+        self.checks = 0  # results counted, for the board
+        self.wakes = 0  # the board's count of checks asked for, as last seen
+        self.up_since: float | None = None  # when it last came up from down
+        self.load: float | None = None  # its last load report
+        self.load_at: float | None = None  # and when it was made
+
+    def entry(self) -> Entry:
+        return Entry(
+            self.tally.status,
+            self.checks,
+            self.tally.passed,
+            self.up_since,
+            self.load,
+            self.load_at,
+        )
 
 
 class HealthChecker:
@@ -148,10 +174,12 @@ class HealthChecker:
         settings: HealthSettings,
         *,
         rng: Callable[[], float] = random.random,
+        board: HealthBoard | None = None,
     ) -> None:
         self.upstream = upstream
         self.settings = settings
         self._rng = rng
+        self._board = board
         self._watches: dict[Target, _Watch] = {}
         self._retired: set[asyncio.Task[None]] = set()  # cancelled, not yet finished
         self._running = False
@@ -160,6 +188,21 @@ class HealthChecker:
 
     def status(self, target: Target) -> Status:
         return self._watches[target].tally.status
+
+    def board_keys(self) -> set[int]:
+        """The board keys of the targets under check."""
+        return {watch.key for watch in self._watches.values()}
+
+    def follow_board(self) -> None:
+        """Check now each target a worker asked the board to check (after an ejection)."""
+        if self._board is None:
+            return
+        for watch in self._watches.values():
+            if watch.slot is not None:
+                wakes = self._board.wakes(watch.slot)
+                if wakes != watch.wakes:
+                    watch.wakes = wakes
+                    watch.wake.set()
 
     def start(self) -> None:
         """Start checking every target; the first checks run at once. Needs a running loop."""
@@ -180,7 +223,10 @@ class HealthChecker:
         """Follow a membership change: check new targets, stop checking removed ones."""
         wanted = list(targets)
         for target in set(self._watches) - set(wanted):
-            task = self._watches.pop(target).task
+            watch = self._watches.pop(target)
+            if self._board is not None and watch.slot is not None:
+                self._board.retire(watch.slot, watch.key)
+            task = watch.task
             if task is not None:
                 task.cancel()
                 self._retired.add(task)
@@ -215,11 +261,33 @@ class HealthChecker:
 
     def _add(self, target: Target) -> _Watch:
         s = self.settings
-        watch = _Watch(Tally(s.healthy, s.unhealthy, s.initial))
-        if s.initial is Status.DOWN:
+        watch = _Watch(
+            Tally(s.healthy, s.unhealthy, s.initial), slot_key(self.upstream, target.name)
+        )
+        if self._board is not None:
+            self._claim(target, watch, self._board)
+        if watch.tally.status is Status.DOWN:
             target.state.set_available(False, by="health")
         self._watches[target] = watch
         return watch
+
+    def _claim(self, target: Target, watch: _Watch, board: HealthBoard) -> None:
+        """Take the target's slot on the board, starting from what it says (rule 5)."""
+        watch.slot = board.claim(watch.key)
+        if watch.slot is None:
+            log.error(
+                "upstream %s: the health board is full; the checks of %s are not shared",
+                self.upstream,
+                target.name,
+            )
+            return
+        found = board.read(watch.slot, watch.key)
+        if found is not None and found.status is not Status.UNKNOWN:
+            watch.tally.status = found.status
+            watch.checks, watch.up_since = found.checks, found.up_since
+            watch.load, watch.load_at = found.load, found.load_at
+        watch.wakes = board.wakes(watch.slot)
+        board.write(watch.slot, watch.key, watch.entry())
 
     def _launch(self, target: Target, watch: _Watch) -> None:
         watch.task = asyncio.get_running_loop().create_task(
@@ -251,9 +319,16 @@ class HealthChecker:
             return
         if outcome.load is not None:
             target.state.report_load(outcome.load)
+            watch.load, watch.load_at = outcome.load, time.monotonic()
         tally = watch.tally
         was = tally.status
-        if not tally.record(outcome.passed):
+        changed = tally.record(outcome.passed)
+        watch.checks += 1
+        if changed and was is Status.DOWN:
+            watch.up_since = time.monotonic()  # slow start, for the workers following the board
+        if self._board is not None and watch.slot is not None:
+            self._board.write(watch.slot, watch.key, watch.entry())
+        if not changed:
             return
         up = tally.status is Status.UP
         target.state.set_available(up, by="health")
