@@ -389,9 +389,14 @@ def start_backend(tools: Tools, name: str, tmp: Path, pinning: Pinning) -> Servi
 
 
 def start_nginx_proxy(
-    tools: Tools, tmp: Path, pinning: Pinning, backends: tuple[int, int]
+    tools: Tools,
+    tmp: Path,
+    pinning: Pinning,
+    backends: tuple[int, int],
+    workers: int = 1,
+    name: str = "nginx",
 ) -> Service:
-    prefix = tmp / "nginx-proxy"
+    prefix = tmp / f"{name}-proxy"
     prefix.mkdir()
     port = free_port()
     access_log = prefix / "access.log"
@@ -404,14 +409,22 @@ def start_nginx_proxy(
         backend1=backends[0],
         backend2=backends[1],
         temp_paths=nginx_temp_paths(tools, prefix),
+        workers=workers,
     )
-    service = start_nginx(tools, "nginx", conf, prefix, pinning.proxy, port)
+    service = start_nginx(tools, name, conf, prefix, pinning.proxy, port)
     service.access_log = access_log
     return service
 
 
-def start_bascule(opts: Options, tmp: Path, pinning: Pinning, backends: tuple[int, int]) -> Service:
-    workdir = tmp / "bascule"
+def start_bascule(
+    bascule: Path,
+    tmp: Path,
+    pinning: Pinning,
+    backends: tuple[int, int],
+    workers: int = 1,
+    name: str = "bascule",
+) -> Service:
+    workdir = tmp / name
     workdir.mkdir()
     port = free_port()
     access_log = workdir / "bascule-access.log"
@@ -422,9 +435,10 @@ def start_bascule(opts: Options, tmp: Path, pinning: Pinning, backends: tuple[in
         access_log=str(access_log),
         backend1=backends[0],
         backend2=backends[1],
+        workers=workers,
     )
-    cmd = [*pinning.proxy, str(opts.bascule), "run", "-c", str(conf)]
-    return start_service("bascule", cmd, port, workdir, (signal.SIGTERM,), access_log)
+    cmd = [*pinning.proxy, str(bascule), "run", "-c", str(conf)]
+    return start_service(name, cmd, port, workdir, (signal.SIGTERM,), access_log)
 
 
 # ------------------------------------------------------------------------------- CPU
@@ -950,7 +964,7 @@ def try_start_bascule(
     if not ctx.opts.bascule.exists():
         ctx.skipped["bascule"] = f"{ctx.opts.bascule} not found"
         return None
-    bascule = start_bascule(ctx.opts, tmp, ctx.pinning, ports)
+    bascule = start_bascule(ctx.opts.bascule, tmp, ctx.pinning, ports)
     services.append(bascule)
     ctx.commands["bascule"] = shlex.join(bascule.command)
     try:
