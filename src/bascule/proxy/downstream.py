@@ -237,6 +237,7 @@ class DownstreamConnection(asyncio.Protocol):
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.status < 500)
         ctx.access_log.write(self.log_prefix, ex)
+        ctx.metrics.record(ex, monotonic())
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
             self._close()
             return
@@ -665,6 +666,7 @@ class DownstreamConnection(asyncio.Protocol):
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
         self.ctx.access_log.write(self.log_prefix, ex)
+        self.ctx.metrics.record(ex, monotonic())
 
     # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------
 

@@ -11,6 +11,7 @@ from bascule.proxy.route_plan import RoutePlan
 from bascule.routing.route import Route
 from bascule.routing.router import Router
 from bascule.telemetry.access_log import AccessLog
+from bascule.telemetry.metrics import ListenerMetrics
 
 if TYPE_CHECKING:
     from bascule.proxy.downstream import DownstreamConnection
@@ -30,6 +31,7 @@ class ListenerContext:
         "max_body_bytes",
         "max_header_bytes",
         "max_uri_bytes",
+        "metrics",
         "name",
         "plans",
         "redirect_https",
@@ -60,6 +62,7 @@ class ListenerContext:
         self.router = router
         self.plans = plans
         self.access_log = access_log
+        self.metrics = ListenerMetrics(name)
         self.scheme = scheme
         self.forwarding = RequestForwarding(scheme)
         self.header_timeout = header_timeout

@@ -25,6 +25,8 @@ from bascule.runtime.build import (
 )
 from bascule.tcp import ClientConnection, TcpListenerContext
 from bascule.telemetry.access_log import AccessLog
+from bascule.telemetry.metrics import ListenerMetrics, WorkerMetrics
+from bascule.telemetry.node import SnapshotWriter, TelemetryDir
 from bascule.upstream.guard import Guards
 from bascule.upstream.health_board import HealthBoard
 
@@ -57,6 +59,7 @@ async def serve(
     sockets: dict[str, socket.socket] | None = None,
     ssl_contexts: dict[str, ssl.SSLContext] | None = None,
     board: HealthBoard | None = None,
+    telemetry: TelemetryDir | None = None,
 ) -> int:
     """Serve `config` until `stop` is set (or a signal arrives); returns the exit status.
 
@@ -66,13 +69,17 @@ async def serve(
     listeners' TLS contexts, made by the supervisor before forking so that every worker
     shares one session-ticket key (a client resumes on whichever worker it reaches);
     without them they are made here. `board`: the node's shared health checks, run by
-    the supervisor's health process; without it this process runs its own.
+    the supervisor's health process; without it this process runs its own. `telemetry`:
+    the node's telemetry directory, where this worker writes its metrics for the admin
+    process to add up.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     check_supported(config)
-    if config.admin is not None:
-        log.warning("admin.bind %s: no admin API in this release; ignored", config.admin.bind)
+    if config.admin is not None and telemetry is None:
+        log.warning(
+            "admin.bind %s: the admin listener is served by `bascule run`", config.admin.bind
+        )
     open_files = raise_open_file_limit()
     log.info("open files limit: %d (about %d concurrent exchanges)", open_files, open_files // 2)
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
@@ -85,6 +92,9 @@ async def serve(
         if board is None
         else Guards.from_config(config, upstreams, "worker", board)
     )
+    metrics = WorkerMetrics()
+    metrics.watch_upstreams(upstreams.values())
+    snapshots = SnapshotWriter(metrics, telemetry) if telemetry is not None else None
     contexts: list[ListenerContext | TcpListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
@@ -108,6 +118,9 @@ async def serve(
                 handshake_timeout=spec.timeouts.header,
             )
             contexts.append(ctx)
+            metrics.add(
+                ctx.metrics if isinstance(ctx, ListenerContext) else ListenerMetrics(spec.name), ctx
+            )
             servers.append(server)
             port = server.sockets[0].getsockname()[1]
             bound.append((spec.name, spec.bind.host, port))
@@ -122,6 +135,8 @@ async def serve(
         )
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
+        if snapshots is not None:
+            snapshots.start()
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
@@ -132,6 +147,8 @@ async def serve(
     finally:
         for server in servers:
             server.close()
+        if snapshots is not None:
+            await snapshots.stop()  # the last one: every request this worker answered
         await guards.stop()
         await discovery.stop()
         for upstream in upstreams.values():

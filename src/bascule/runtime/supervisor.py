@@ -22,11 +22,19 @@ the board. The board outlives the processes: a reload replaces the health proces
 one on the new config (after the new workers accept), and it starts from what the board
 says, so health and slow start carry over for the targets that stay. A health process
 that dies is restarted like a worker.
+
+The admin listener (`admin.bind`) is served by an admin process, bound here like every
+listener so it never refuses a connection across a reload. The node's metrics come from a
+telemetry directory made here (`telemetry.node`): each worker writes its totals there,
+this process folds the totals of every worker that exits into the node's, and the admin
+process adds them up at each scrape. So the node is one set of series, whose counters do
+not go down when workers are replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import select
@@ -34,13 +42,15 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bascule import config as cfg
 from bascule.net import tls
 from bascule.net.listener import BACKLOG, raise_open_file_limit
+from bascule.telemetry.node import TelemetryDir
 from bascule.upstream.health_board import HealthBoard
 
 log = logging.getLogger("bascule.supervisor")
@@ -49,7 +59,7 @@ HANDLED = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.
 READY_TIMEOUT = 15.0  # seconds new workers have to start accepting during a reload
 RESTART_BACKOFF = 1.0  # a worker that crashes right after starting is restarted after this
 KILL_GRACE = 5.0  # beyond drain_timeout, before workers that will not stop are killed
-HEALTH_STOP_TIMEOUT = 5.0  # for a replaced health process to stop before it is killed
+HELPER_STOP_TIMEOUT = 5.0  # for a replaced health or admin process to stop before it is killed
 
 Key = tuple[str, int]  # a listener's bind address
 
@@ -81,7 +91,11 @@ class Supervisor:
         self.sockets: dict[Key, socket.socket] = {}
         self.started: dict[int, float] = {}  # pid -> when it was started
         self.board = HealthBoard.create()  # before any fork: every process shares it
-        self.checker: int | None = None  # the health process's pid, if one runs
+        self.telemetry = TelemetryDir.create()
+        self.helpers: dict[str, int] = {}  # "health" / "admin" -> the pid of that process
+        self.reloads = {"ok": 0, "failed": 0}
+        self.last_reload: dict[str, object] | None = None
+        self.started_at = time.time()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -93,7 +107,8 @@ class Supervisor:
             self.pid_file.parent.mkdir(parents=True, exist_ok=True)
             self.pid_file.write_text(f"{os.getpid()}\n")
         try:
-            self._start_checker(self.current.config)
+            self._write_status()
+            self._start_helpers(self.current.config)
             if not self._start_generation(self.current, wait_ready=True):
                 self._kill(self.current.pids)
                 return 1
@@ -110,6 +125,8 @@ class Supervisor:
             if self.pid_file is not None:
                 with contextlib.suppress(FileNotFoundError):
                     self.pid_file.unlink()
+            with contextlib.suppress(OSError):
+                self.telemetry.remove()
 
     def _loop(self) -> int:
         while True:
@@ -130,8 +147,8 @@ class Supervisor:
                 return self._stop(signal.Signals(sig).name)
 
     def _all_pids(self) -> set[int]:
-        checker = set() if self.checker is None else {self.checker}
-        return self.current.pids.union(checker, *(g.pids for g in self.old))
+        helpers = set(self.helpers.values())
+        return self.current.pids.union(helpers, *(g.pids for g in self.old))
 
     # -- workers -------------------------------------------------------------------------
 
@@ -162,41 +179,60 @@ class Supervisor:
             mine = self._sockets_for(config)
             for sock in set(self.sockets.values()) - set(mine.values()):
                 sock.close()  # a listener being removed must not live on in a new worker
-            os._exit(_worker(config, mine, contexts, self.board, write_end))
+            os._exit(_worker(config, mine, contexts, self.board, self.telemetry, write_end))
         os.close(write_end)
         self.started[pid] = time.monotonic()
         return pid, read_end
 
-    def _start_checker(self, config: cfg.Config) -> None:
-        """Fork the health process for `config`, if it checks anything."""
+    def _start_helpers(
+        self, config: cfg.Config, kinds: Iterable[str] = ("health", "admin")
+    ) -> None:
+        """Fork the health process and the admin process `config` asks for."""
         from bascule.runtime.health_process import has_health_checks
 
-        if not has_health_checks(config):
-            return
-        pid = os.fork()
-        if pid == 0:  # the health process
-            for sock in self.sockets.values():
-                sock.close()
-            os._exit(_health_process(config, self.board))
-        self.checker = pid
-        self.started[pid] = time.monotonic()
-        log.info("health process %d: checking the targets of %s", pid, self.path)
+        for kind in kinds:
+            if kind == "health" and not has_health_checks(config):
+                continue
+            if kind == "admin" and config.admin is None:
+                continue
+            pid = os.fork()
+            if pid == 0:
+                os._exit(self._helper_body(kind, config))
+            self.helpers[kind] = pid
+            self.started[pid] = time.monotonic()
+            log.info("%s process %d started", kind, pid)
 
-    def _replace_checker(self, config: cfg.Config) -> None:
-        """Stop the health process, then start one on `config`: never two writing the
-        board at once. The pause between is a few milliseconds without checks."""
-        old = self.checker
-        if old is not None:
-            self.checker = None  # reaped as retired, not restarted
+    def _helper_body(self, kind: str, config: cfg.Config) -> int:
+        """In the forked child: close what it must not hold, then run."""
+        admin = None
+        if kind == "admin":
+            assert config.admin is not None
+            admin = self.sockets[(config.admin.bind.host, config.admin.bind.port)]
+        for sock in self.sockets.values():
+            if sock is not admin:
+                sock.close()
+        if admin is not None:
+            from bascule.runtime.admin_process import run_admin
+
+            return _child(kind, lambda: run_admin(admin, self.telemetry))
+        from bascule.runtime.health_process import check_health
+
+        return _child(kind, lambda: check_health(config, self.board))
+
+    def _replace_helpers(self, config: cfg.Config) -> None:
+        """Stop the helper processes, then start those of `config`: never two writing the
+        health board at once. The pause between is a few milliseconds."""
+        old, self.helpers = self.helpers, {}  # reaped as retired, not restarted
+        for kind, pid in old.items():
             with contextlib.suppress(ProcessLookupError):
-                os.kill(old, signal.SIGTERM)
-            if not _reaped(old, HEALTH_STOP_TIMEOUT):
-                log.error("health process %d did not stop in time; killing it", old)
+                os.kill(pid, signal.SIGTERM)
+            if not _reaped(pid, HELPER_STOP_TIMEOUT):
+                log.error("%s process %d did not stop in time; killing it", kind, pid)
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(old, signal.SIGKILL)
-                _reaped(old, None)
-            self.started.pop(old, None)
-        self._start_checker(config)
+                    os.kill(pid, signal.SIGKILL)
+                _reaped(pid, None)
+            self.started.pop(pid, None)
+        self._start_helpers(config)
 
     def _reap(self) -> None:
         while True:
@@ -207,14 +243,18 @@ class Supervisor:
             if pid == 0:
                 return
             started = self.started.pop(pid, time.monotonic())
-            if pid == self.checker:
-                self.checker = None
+            kind = next((k for k, p in self.helpers.items() if p == pid), None)
+            if kind is not None:
+                del self.helpers[kind]
                 if not self.current.stopping:
-                    log.error("health process %d %s; starting another", pid, _how_it_ended(status))
+                    log.error(
+                        "%s process %d %s; starting another", kind, pid, _how_it_ended(status)
+                    )
                     if time.monotonic() - started < RESTART_BACKOFF:
                         time.sleep(RESTART_BACKOFF)
-                    self._start_checker(self.current.config)
+                    self._start_helpers(self.current.config, (kind,))
                 continue
+            self.telemetry.fold(pid)  # a worker: its counters stay in the node's
             for old in list(self.old):
                 if pid in old.pids:
                     old.pids.discard(pid)
@@ -265,44 +305,70 @@ class Supervisor:
     # -- reload --------------------------------------------------------------------------
 
     def _reload(self) -> None:
+        log.info("SIGHUP: reloading %s", self.path)
+        problem = self._try_reload()
+        if problem is None:
+            self.reloads["ok"] += 1
+        else:
+            self.reloads["failed"] += 1
+            log.error("%s", problem)
+        self.last_reload = {"at": time.time(), "ok": problem is None, "error": problem}
+        self._write_status()
+
+    def _try_reload(self) -> str | None:
+        """Reload the file; None once the new generation serves, else what went wrong (the
+        running config stays)."""
         from bascule.runtime.server import Unsupported, check_supported
 
-        log.info("SIGHUP: reloading %s", self.path)
+        refused = "reload refused, the running config stays"
         try:
             loaded = cfg.load(self.path)
             check_supported(loaded.config)
         except cfg.ConfigError as exc:
-            log.error("reload refused, the running config stays:\n%s", exc)
-            return
-        except Unsupported as exc:
-            log.error("reload refused, the running config stays: %s: %s", self.path, exc)
-            return
-        except OSError as exc:
-            log.error("reload refused, the running config stays: %s: %s", self.path, exc)
-            return
+            return f"{refused}:\n{exc}"
+        except (Unsupported, OSError) as exc:
+            return f"{refused}: {self.path}: {exc}"
         for warning in loaded.warnings:
             log.warning("%s", warning)
         try:
             self._bind(loaded.config)
         except OSError as exc:
-            log.error("reload refused, the running config stays: %s", exc)
             self._close_unused()
-            return
+            return f"{refused}: {exc}"
         fresh = Generation(loaded.config)
         if not self._start_generation(fresh, wait_ready=True):
-            log.error("reload failed: the new workers did not start; the running config stays")
             fresh.stopping = True
             self._kill(fresh.pids)
             self._close_unused()
-            return
+            return "reload failed: the new workers did not start; the running config stays"
         retired, self.current = self.current, fresh
-        self._replace_checker(fresh.config)
+        self._replace_helpers(fresh.config)
         retired.stopping = True
         self.old.append(retired)
         for pid in retired.pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)  # stop accepting, drain, exit
         log.info("reloaded: %d new worker(s); the old ones drain", len(fresh.pids))
+        return None
+
+    def _write_status(self) -> None:
+        """What the admin API says of the node (`node.json` in the telemetry directory)."""
+        config_file = Path(self.path)
+        try:
+            digest = hashlib.sha256(config_file.read_bytes()).hexdigest()
+        except OSError:
+            digest = None
+        self.telemetry.write(
+            "node.json",
+            {
+                "pid": os.getpid(),
+                "started": self.started_at,
+                "config": {"file": str(config_file.resolve()), "sha256": digest},
+                "workers": worker_count(self.current.config.workers),
+                "reloads": self.reloads,
+                "last_reload": self.last_reload,
+            },
+        )
 
     # -- sockets -------------------------------------------------------------------------
 
@@ -310,8 +376,7 @@ class Supervisor:
         """Open a listening socket for each listener of `config` that has none yet."""
         opened: list[Key] = []
         try:
-            for listener in config.listeners:
-                key = (listener.bind.host, listener.bind.port)
+            for key in _binds(config):
                 if key not in self.sockets:
                     self.sockets[key] = _listening_socket(*key)
                     opened.append(key)
@@ -329,14 +394,20 @@ class Supervisor:
     def _close_unused(self) -> None:
         """Close the sockets of listeners no generation still has."""
         used = {
-            (listener.bind.host, listener.bind.port)
-            for generation in [self.current, *self.old]
-            for listener in generation.config.listeners
+            key for generation in [self.current, *self.old] for key in _binds(generation.config)
         }
         for key in list(self.sockets):
             if key not in used:
                 self.sockets.pop(key).close()
                 log.info("listener on %s:%d closed", *key)
+
+
+def _binds(config: cfg.Config) -> list[Key]:
+    """Every address `config` listens on: its listeners', and the admin listener's."""
+    keys = [(listener.bind.host, listener.bind.port) for listener in config.listeners]
+    if config.admin is not None:
+        keys.append((config.admin.bind.host, config.admin.bind.port))
+    return keys
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -402,16 +473,15 @@ def _become(name: str) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
 
-def _health_process(config: cfg.Config, board: HealthBoard) -> int:
-    """The body of the health process: check the targets of `config`, write the board."""
+def _child(kind: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """The body of a health or admin process: run `main()` on a fresh event loop."""
     from bascule.net.event_loop import run
-    from bascule.runtime.health_process import check_health
 
-    _become("bascule-health")
+    _become(f"bascule-{kind}")
     try:
-        return run(check_health(config, board))
+        return run(main())
     except Exception:
-        log.exception("health process %d failed", os.getpid())
+        log.exception("%s process %d failed", kind, os.getpid())
         return 1
 
 
@@ -420,6 +490,7 @@ def _worker(
     sockets: dict[str, socket.socket],
     contexts: dict[str, ssl.SSLContext],
     board: HealthBoard,
+    telemetry: TelemetryDir,
     ready: int,
 ) -> int:
     """The body of a worker process: serve `config` on the inherited sockets."""
@@ -435,7 +506,14 @@ def _worker(
 
     try:
         return run(
-            serve(config, sockets=sockets, ssl_contexts=contexts, board=board, on_ready=on_ready)
+            serve(
+                config,
+                sockets=sockets,
+                ssl_contexts=contexts,
+                board=board,
+                telemetry=telemetry,
+                on_ready=on_ready,
+            )
         )
     except Exception:
         log.exception("worker %d failed", os.getpid())

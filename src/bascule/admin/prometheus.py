@@ -1,0 +1,111 @@
+"""/metrics: the node's series in the Prometheus text format, from the telemetry directory.
+
+A `prometheus_client` collector that reads every worker's totals at each scrape
+(`TelemetryDir.totals`), so one node exposes one set of series however many workers serve,
+and its counters never go down across reloads and worker restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from bascule.telemetry.metrics import DURATION_BUCKETS
+from bascule.telemetry.node import TelemetryDir
+
+__all__ = ["CONTENT_TYPE", "NodeCollector", "exposition"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BOUNDS = [f"{bound:g}" for bound in DURATION_BUCKETS] + ["+Inf"]
+
+
+class NodeCollector(Collector):
+    def __init__(self, directory: TelemetryDir) -> None:
+        self.directory = directory
+
+    def collect(self) -> Iterator[Metric]:
+        totals = self.directory.totals()
+        requests = CounterMetricFamily(
+            "bascule_requests",
+            "Requests answered, by listener, route, upstream, target and status code.",
+            labels=["listener", "route", "upstream", "target", "code"],
+        )
+        for (listener, route, upstream, target, code), count in sorted(totals.requests.items()):
+            requests.add_metric([listener, route, upstream, target, str(code)], count)
+        yield requests
+
+        durations = HistogramMetricFamily(
+            "bascule_request_duration_seconds",
+            "Time from the request head to the last response byte, by route and upstream.",
+            labels=["route", "upstream"],
+        )
+        for (route, upstream), (buckets, seconds) in sorted(totals.durations.items()):
+            cumulative, running = [], 0
+            for bound, count in zip(_BOUNDS, buckets, strict=True):
+                running += count
+                cumulative.append((bound, running))
+            durations.add_metric([route, upstream], cumulative, seconds)
+        yield durations
+
+        received = CounterMetricFamily(
+            "bascule_bytes_received",
+            "Request body bytes received, by listener.",
+            labels=["listener"],
+        )
+        sent = CounterMetricFamily(
+            "bascule_bytes_sent", "Response body bytes sent, by listener.", labels=["listener"]
+        )
+        for listener, (bytes_in, bytes_out) in sorted(totals.transferred.items()):
+            received.add_metric([listener], bytes_in)
+            sent.add_metric([listener], bytes_out)
+        yield received
+        yield sent
+
+        connections = GaugeMetricFamily(
+            "bascule_active_connections", "Client connections open now.", labels=["listener"]
+        )
+        for listener, count in sorted(totals.connections.items()):
+            connections.add_metric([listener], count)
+        yield connections
+
+        up = GaugeMetricFamily(
+            "bascule_target_up",
+            "1 if the target takes new requests (in at least one worker), else 0.",
+            labels=["upstream", "target"],
+        )
+        in_flight = GaugeMetricFamily(
+            "bascule_target_in_flight",
+            "Requests in flight to the target now.",
+            labels=["upstream", "target"],
+        )
+        for (upstream, target), (is_up, count) in sorted(totals.targets.items()):
+            up.add_metric([upstream, target], is_up)
+            in_flight.add_metric([upstream, target], count)
+        yield up
+        yield in_flight
+
+        status = self.directory.read("node.json") or {}
+        reloads = CounterMetricFamily(
+            "bascule_config_reloads", "Reloads of the config file, by result.", labels=["result"]
+        )
+        for result in ("ok", "failed"):
+            reloads.add_metric([result], status.get("reloads", {}).get(result, 0))
+        yield reloads
+        workers = GaugeMetricFamily("bascule_workers", "Worker processes reporting now.")
+        workers.add_metric([], totals.workers)
+        yield workers
+
+
+def exposition(directory: TelemetryDir) -> bytes:
+    """The text of one scrape."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NodeCollector(directory))
+    return generate_latest(registry)

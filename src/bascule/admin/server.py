@@ -1,0 +1,129 @@
+"""The admin listener's HTTP: small, strict, one request per connection.
+
+Admin traffic is a scrape every few seconds and an operator's browser, so this favours
+plain code over speed: read one request head (at most `MAX_HEAD` bytes, within
+`READ_TIMEOUT`), answer it with `Connection: close`, close. Anything that is not a
+well-formed HTTP/1.x request gets a 400 and the connection closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bascule import __version__
+from bascule.admin.prometheus import CONTENT_TYPE, exposition
+from bascule.telemetry.node import TelemetryDir
+
+__all__ = ["AdminApi", "Answer", "serve_admin"]
+
+log = logging.getLogger("bascule.admin")
+
+MAX_HEAD = 16 * 1024
+READ_TIMEOUT = 10.0
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def _json(status: int, document: Any) -> Answer:
+    return Answer(status, json.dumps(document, indent=2).encode() + b"\n")
+
+
+def _error(status: int, message: str) -> Answer:
+    return _json(status, {"error": message})
+
+
+class AdminApi:
+    """What each admin path answers, from the node's telemetry directory."""
+
+    def __init__(self, directory: TelemetryDir) -> None:
+        self.directory = directory
+        self.routes: dict[str, Callable[[], Answer]] = {
+            "/metrics": self.metrics,
+            "/api/status": self.status,
+        }
+
+    def answer(self, method: str, path: str) -> Answer:
+        handler = self.routes.get(path.partition("?")[0])
+        if handler is None:
+            return _error(404, f"no admin endpoint at {path}; try {', '.join(self.routes)}")
+        if method not in ("GET", "HEAD"):
+            return _error(405, f"{path} answers GET only")
+        return handler()
+
+    def metrics(self) -> Answer:
+        return Answer(200, exposition(self.directory), CONTENT_TYPE)
+
+    def status(self) -> Answer:
+        node = self.directory.read("node.json") or {}
+        totals = self.directory.totals()
+        started = node.get("started")
+        return _json(
+            200,
+            {
+                "version": __version__,
+                "pid": node.get("pid"),
+                "started": started,
+                "uptime_seconds": round(time.time() - started, 3) if started else None,
+                "config": node.get("config"),
+                "workers": {"configured": node.get("workers"), "reporting": totals.workers},
+                "reloads": node.get("reloads", {"ok": 0, "failed": 0}),
+                "last_reload": node.get("last_reload"),
+            },
+        )
+
+
+async def serve_admin(api: AdminApi, sock: socket.socket, stop: asyncio.Event) -> None:
+    """Answer on `sock` until `stop` is set."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head_only = False
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+            head_only = head.startswith(b"HEAD ")
+            answer = _parse_and_answer(api, head)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            answer = _error(400, "expected one HTTP/1.1 request head")
+        except Exception:  # a bug must not take the admin listener down
+            log.exception("admin request failed")
+            answer = _error(500, "internal error; see the log")
+        writer.write(_response(answer, head_only=head_only))
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, sock=sock, limit=MAX_HEAD)
+    async with server:
+        await stop.wait()
+
+
+def _parse_and_answer(api: AdminApi, head: bytes) -> Answer:
+    line = head[: head.find(b"\r\n")].decode("latin-1")
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
+        return _error(400, "expected a request line such as GET /metrics HTTP/1.1")
+    return api.answer(parts[0], parts[1])
+
+
+def _response(answer: Answer, *, head_only: bool) -> bytes:
+    reason = _REASONS.get(answer.status, "Error")
+    head = (
+        f"HTTP/1.1 {answer.status} {reason}\r\nContent-Type: {answer.content_type}\r\n"
+        f"Content-Length: {len(answer.body)}\r\nCache-Control: no-store\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    return head if head_only else head + answer.body

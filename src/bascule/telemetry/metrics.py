@@ -1,0 +1,130 @@
+"""Request metrics of one worker: plain counters on the hot path, snapshots for the node.
+
+A worker counts its own traffic in dicts keyed by objects it already holds (the route plan,
+the target, the status): one dict update and one histogram bucket per request, no lock,
+nothing shared. Once a second, and once more as it exits, it writes a snapshot of its
+totals since it started (`Snapshot`, JSON) to the node's telemetry directory
+(`telemetry.node`), where the admin process adds up every worker's into one set of series.
+
+Label values are bounded by the config: listener, route, upstream and target names and the
+status code; never a path or a client address.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bascule.proxy.exchange import Exchange
+    from bascule.proxy.route_plan import RoutePlan
+    from bascule.upstream.target import Target
+    from bascule.upstream.upstream import Upstream
+
+__all__ = ["DURATION_BUCKETS", "ListenerMetrics", "Snapshot", "WorkerMetrics"]
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the request-duration histogram's buckets; +Inf follows."""
+
+Snapshot = dict[str, Any]
+"""A worker's totals as JSON: see `WorkerMetrics.snapshot` for the keys."""
+
+
+class _Live(Protocol):
+    """What a listener context offers the snapshot: its open connections."""
+
+    connections: set[Any]
+
+
+class ListenerMetrics:
+    """The counters of one listener in one worker. `record` is on the hot path."""
+
+    __slots__ = ("bytes_in", "bytes_out", "durations", "live", "name", "requests")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requests: dict[tuple[RoutePlan | None, Target | None, int], int] = {}
+        # per route plan: a count per bucket (the last is +Inf), then the sum of seconds
+        self.durations: dict[RoutePlan | None, list[float]] = {}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.live: _Live | None = None  # the listener context, for its connection count
+
+    def record(self, ex: Exchange, now: float) -> None:
+        """Count one finished exchange; `now` is time.monotonic()."""
+        plan = ex.plan
+        key = (plan, ex.target, ex.status)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        seconds = now - ex.started
+        histogram = self.durations.get(plan)
+        if histogram is None:
+            histogram = self.durations[plan] = [0.0] * (len(DURATION_BUCKETS) + 2)
+        histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        histogram[-1] += seconds
+        self.bytes_in += ex.bytes_in
+        self.bytes_out += ex.bytes_out
+
+
+class WorkerMetrics:
+    """Every listener's counters in one worker, and the upstreams whose targets it reports."""
+
+    def __init__(self) -> None:
+        self.listeners: list[ListenerMetrics] = []
+        self.upstreams: list[Upstream] = []
+
+    def add(self, metrics: ListenerMetrics, live: _Live) -> None:
+        """Report a listener's counters, and the connections `live` has open."""
+        metrics.live = live
+        self.listeners.append(metrics)
+
+    def watch_upstreams(self, upstreams: Iterable[Upstream]) -> None:
+        self.upstreams = list(upstreams)
+
+    def snapshot(self) -> Snapshot:
+        """The totals since this worker started, and its gauges now:
+
+        - `requests`: [listener, route, upstream, target, code, count]
+        - `durations`: [route, upstream, [count per bucket..., +Inf], sum of seconds]
+        - `bytes`: [listener, received, sent]
+        - `connections`: [listener, open now]
+        - `targets`: [upstream, target, available now (0/1), in flight now]
+        """
+        requests, durations, transferred, connections = [], [], [], []
+        for listener in self.listeners:
+            name = listener.name
+            for (plan, target, code), count in listener.requests.items():
+                route, upstream = _names(plan)
+                target_name = target.name if target is not None else ""
+                requests.append([name, route, upstream, target_name, code, count])
+            for plan, histogram in listener.durations.items():
+                route, upstream = _names(plan)
+                durations.append([route, upstream, [int(n) for n in histogram[:-1]], histogram[-1]])
+            transferred.append([name, listener.bytes_in, listener.bytes_out])
+            live = listener.live
+            connections.append([name, len(live.connections) if live is not None else 0])
+        targets = [
+            [upstream.name, t.name, int(t.state.available), t.state.in_flight]
+            for upstream in self.upstreams
+            for t in upstream.targets
+        ]
+        return {
+            "pid": os.getpid(),
+            "written": time.time(),
+            "requests": requests,
+            "durations": durations,
+            "bytes": transferred,
+            "connections": connections,
+            "targets": targets,
+        }
+
+
+def _names(plan: RoutePlan | None) -> tuple[str, str]:
+    """(route, upstream) of a plan; "" where there is none (a 404, a local answer)."""
+    if plan is None:
+        return "", ""
+    upstream = plan.upstream
+    return plan.name, upstream.name if upstream is not None else ""

@@ -1,0 +1,194 @@
+"""The node's telemetry directory: every worker's totals, added up into one node.
+
+The supervisor makes a private directory before it forks anything (and removes it when it
+exits). In it:
+
+- `worker-<pid>.json`: a worker's snapshot (`telemetry.metrics`), replaced atomically once
+  a second and as the worker exits;
+- `retired.json`: the counters of every worker gone, and the pids folded into them;
+- `node.json`: what the supervisor says of the node (`NodeStatus`: start, config, reloads).
+
+Rules, so that node counters never go down (Prometheus would read that as a restart):
+
+1. When a worker has exited (drained, crashed, killed), the supervisor folds its last
+   snapshot into `retired.json` and records its pid there; the worker's file is removed
+   only `KEEP_FOLDED` seconds later.
+2. A reader adds `retired.json` and then every worker file whose pid it does not list. A
+   worker folded between the two reads is still on disk: counted once, never twice.
+3. Gauges (connections open, targets up, requests in flight) come from live workers only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bascule.telemetry.metrics import Snapshot, WorkerMetrics
+
+__all__ = ["KEEP_FOLDED", "WRITE_EVERY", "NodeTotals", "SnapshotWriter", "TelemetryDir"]
+
+log = logging.getLogger("bascule.telemetry")
+
+WRITE_EVERY = 1.0  # seconds between a worker's snapshots: what a crash can lose
+KEEP_FOLDED = 10.0  # seconds a folded worker's file is kept (rule 1)
+
+RequestKey = tuple[str, str, str, str, int]  # listener, route, upstream, target, code
+
+
+@dataclass
+class NodeTotals:
+    """The node's series, added up (see `WorkerMetrics.snapshot` for what each holds)."""
+
+    requests: dict[RequestKey, int] = field(default_factory=dict)
+    durations: dict[tuple[str, str], tuple[list[int], float]] = field(default_factory=dict)
+    transferred: dict[str, tuple[int, int]] = field(default_factory=dict)  # received, sent
+    connections: dict[str, int] = field(default_factory=dict)
+    targets: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # up, in flight
+    workers: int = 0  # live workers whose snapshots were read
+
+    def add_counters(self, snapshot: Snapshot) -> None:
+        for listener, route, upstream, target, code, count in snapshot.get("requests", ()):
+            key = (listener, route, upstream, target, code)
+            self.requests[key] = self.requests.get(key, 0) + count
+        for route, upstream, buckets, seconds in snapshot.get("durations", ()):
+            old, total = self.durations.get((route, upstream), ([0] * len(buckets), 0.0))
+            merged = [a + b for a, b in zip(old, buckets, strict=True)]
+            self.durations[route, upstream] = (merged, total + seconds)
+        for listener, received, sent in snapshot.get("bytes", ()):
+            was_in, was_out = self.transferred.get(listener, (0, 0))
+            self.transferred[listener] = (was_in + received, was_out + sent)
+
+    def add_gauges(self, snapshot: Snapshot) -> None:
+        for listener, count in snapshot.get("connections", ()):
+            self.connections[listener] = self.connections.get(listener, 0) + count
+        for upstream, target, up, in_flight in snapshot.get("targets", ()):
+            was_up, was_in_flight = self.targets.get((upstream, target), (0, 0))
+            self.targets[upstream, target] = (max(was_up, up), was_in_flight + in_flight)
+
+    def counters(self) -> Snapshot:
+        """The counters as a snapshot (what `retired.json` holds)."""
+        return {
+            "requests": [[*key, count] for key, count in self.requests.items()],
+            "durations": [[*key, b, s] for key, (b, s) in self.durations.items()],
+            "bytes": [[name, i, o] for name, (i, o) in self.transferred.items()],
+        }
+
+
+class TelemetryDir:
+    """One node's telemetry directory; see the module docstring."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def create(cls) -> TelemetryDir:
+        """A new private directory (mode 0700) under the system's temporary directory."""
+        return cls(Path(tempfile.mkdtemp(prefix="bascule-node-")))
+
+    def remove(self) -> None:
+        for entry in self.path.iterdir():
+            entry.unlink(missing_ok=True)
+        self.path.rmdir()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, name: str, document: Any) -> None:
+        """Replace file `name` atomically: a reader sees the old document or the new one."""
+        temporary = self.path / f".{name}.{os.getpid()}"
+        temporary.write_text(json.dumps(document, separators=(",", ":")))
+        os.replace(temporary, self.path / name)
+
+    def write_snapshot(self, snapshot: Snapshot) -> None:
+        self.write(f"worker-{snapshot['pid']}.json", snapshot)
+
+    def fold(self, pid: int) -> None:
+        """Worker `pid` has exited: add its last snapshot to the retired counters (rule 1)."""
+        retired = self._retired()
+        folded: dict[str, float] = retired.get("folded", {})
+        now = time.time()
+        if str(pid) in folded:
+            return
+        totals = NodeTotals()
+        totals.add_counters(retired)
+        snapshot = self.read(f"worker-{pid}.json")
+        if snapshot is not None:
+            totals.add_counters(snapshot)
+        folded[str(pid)] = now
+        for old, when in list(folded.items()):
+            if now - when > KEEP_FOLDED:
+                (self.path / f"worker-{old}.json").unlink(missing_ok=True)
+                del folded[old]
+        self.write("retired.json", {**totals.counters(), "folded": folded})
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, name: str) -> Any:
+        """The document in file `name`, or None if there is none (or it cannot be read)."""
+        try:
+            return json.loads((self.path / name).read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("telemetry file %s unreadable: %s", name, exc)
+            return None
+
+    def totals(self) -> NodeTotals:
+        """Every worker's series added up, dead and alive (rules 2 and 3)."""
+        retired = self._retired()
+        folded = retired.get("folded", {})
+        totals = NodeTotals()
+        totals.add_counters(retired)
+        for entry in self.path.glob("worker-*.json"):
+            pid = entry.name[len("worker-") : -len(".json")]
+            if pid in folded:
+                continue
+            snapshot = self.read(entry.name)
+            if snapshot is None:
+                continue
+            totals.add_counters(snapshot)
+            totals.add_gauges(snapshot)
+            totals.workers += 1
+        return totals
+
+    def _retired(self) -> Snapshot:
+        retired = self.read("retired.json")
+        return retired if isinstance(retired, dict) else {}
+
+
+class SnapshotWriter:
+    """A worker's snapshots: every `WRITE_EVERY` seconds while it serves, and once at the end."""
+
+    def __init__(self, metrics: WorkerMetrics, directory: TelemetryDir) -> None:
+        self.metrics = metrics
+        self.directory = directory
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.write()
+        self._task = asyncio.get_running_loop().create_task(self._every(), name="snapshots")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self.write()
+
+    def write(self) -> None:
+        try:
+            self.directory.write_snapshot(self.metrics.snapshot())
+        except OSError as exc:  # a full disk must not stop the worker
+            log.warning("cannot write the worker's metrics: %s", exc)
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(WRITE_EVERY)
+            self.write()

@@ -1,0 +1,151 @@
+"""The admin listener of a real `bascule run` with two workers: the node's metrics as one
+set of series (exact after known traffic, kept through a reload and a killed worker), its
+status, and its answers to requests it does not serve."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from e2e.backends import named
+from e2e.proxy import config, free_port, wait_until
+from e2e.supervised import Instance, get, listening, running
+
+
+def node(port: int, admin: int, *targets: Any) -> dict[str, Any]:
+    return {
+        **config(*targets, **listening(port)),
+        "workers": 2,
+        "admin": {"bind": f"127.0.0.1:{admin}"},
+    }
+
+
+def admin_get(admin: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
+        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: admin\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def samples(admin: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    status, body = admin_get(admin, "/metrics")
+    assert status == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
+
+
+def app_requests(admin: int, target: str) -> float:
+    key = (("code", "200"), ("listener", "public"), ("route", "app"), ("target", target))
+    return samples(admin).get(("bascule_requests_total", (*key, ("upstream", "app"))), 0)
+
+
+def reporting(admin: int) -> float:
+    return samples(admin).get(("bascule_workers", ()), 0)
+
+
+def started(bascule: Instance, admin: int) -> None:
+    assert wait_until(lambda: len(bascule.workers()) == 2, timeout=10)
+    assert wait_until(lambda: reporting(admin) == 2, timeout=10)
+
+
+def test_metrics_count_every_request_of_every_worker_once(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a = backend(named("a"))
+    with running(node(port, admin, a), tmp_path) as bascule:
+        started(bascule, admin)
+        before = app_requests(admin, a.address)
+        answered = [get(port) for _ in range(60)]  # new connections: both workers serve
+        assert all(r.endswith(b"a") for r in answered)
+        assert wait_until(lambda: app_requests(admin, a.address) == before + 60, timeout=5)
+        time.sleep(1.5)  # another round of snapshots: still exact
+        assert app_requests(admin, a.address) == before + 60
+        values = samples(admin)
+        route = (("route", "app"), ("upstream", "app"))
+        assert values["bascule_request_duration_seconds_count", route] >= 60
+        assert values["bascule_bytes_sent_total", (("listener", "public"),)] >= 60
+        assert values["bascule_target_up", (("target", a.address), ("upstream", "app"))] == 1
+
+
+def test_counters_survive_a_reload_and_a_killed_worker(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a = backend(named("a"))
+    cfg = node(port, admin, a)
+    with running(cfg, tmp_path) as bascule:
+        started(bascule, admin)
+        for _ in range(30):
+            get(port)
+        assert wait_until(lambda: app_requests(admin, a.address) == 30, timeout=5)
+        time.sleep(1.2)  # the snapshot a crash leaves behind is at most a second old
+        victim = min(bascule.workers())
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: len(bascule.workers() - {victim}) == 2, timeout=10)
+        assert app_requests(admin, a.address) == 30
+        assert wait_until(lambda: reporting(admin) == 2, timeout=5)  # the dead one folded
+        first = bascule.workers()
+        bascule.write(cfg)
+        bascule.reload()
+        assert wait_until(lambda: not bascule.workers() & first, timeout=10)
+        for _ in range(10):
+            get(port)
+        assert wait_until(lambda: app_requests(admin, a.address) == 40, timeout=5)
+        assert reporting(admin) == 2  # the old generation's workers are folded too
+        values = samples(admin)
+        assert values["bascule_config_reloads_total", (("result", "ok"),)] == 1
+        bascule.path.write_text("listeners: [{name: main, bind: 127.0.0.1:notaport}]\n")
+        bascule.reload()
+        assert wait_until(
+            lambda: samples(admin)["bascule_config_reloads_total", (("result", "failed"),)] == 1,
+            timeout=10,
+        )
+        assert app_requests(admin, a.address) == 40
+
+
+@contextmanager
+def serving(backend: Any, tmp_path: Path) -> Iterator[tuple[Instance, int]]:
+    """Two workers in front of one target, and the admin port."""
+    port, admin = free_port(), free_port()
+    with running(node(port, admin, backend(named("a"))), tmp_path) as bascule:
+        started(bascule, admin)
+        yield bascule, admin
+
+
+def test_status_describes_the_node(backend, tmp_path):
+    with serving(backend, tmp_path) as (bascule, admin):
+        status, body = admin_get(admin, "/api/status")
+        assert status == 200
+        document = json.loads(body)
+        assert document["pid"] == bascule.proc.pid
+        assert document["workers"] == {"configured": 2, "reporting": 2}
+        assert document["config"]["file"] == str(bascule.path.resolve())
+        assert len(document["config"]["sha256"]) == 64
+        assert document["uptime_seconds"] > 0
+        assert document["last_reload"] is None
+
+
+def test_the_admin_listener_refuses_what_it_does_not_serve(backend, tmp_path):
+    with serving(backend, tmp_path) as (_, admin):
+        status, body = admin_get(admin, "/nope")
+        assert status == 404
+        assert "/metrics" in json.loads(body)["error"]
+        assert admin_get(admin, "/metrics", "POST")[0] == 405
+        head_status, head_body = admin_get(admin, "/api/status", "HEAD")
+        assert (head_status, head_body) == (200, b"")
+        with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
+            sock.sendall(b"NONSENSE\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
+        assert admin_get(admin, "/api/status")[0] == 200  # still serving
