@@ -395,6 +395,7 @@ def start_nginx_proxy(
     backends: tuple[int, int],
     workers: int = 1,
     name: str = "nginx",
+    http_extra: str = "",
 ) -> Service:
     prefix = tmp / f"{name}-proxy"
     prefix.mkdir()
@@ -410,6 +411,7 @@ def start_nginx_proxy(
         backend2=backends[1],
         temp_paths=nginx_temp_paths(tools, prefix),
         workers=workers,
+        http_extra=http_extra,
     )
     service = start_nginx(tools, name, conf, prefix, pinning.proxy, port)
     service.access_log = access_log
@@ -423,6 +425,7 @@ def start_bascule(
     backends: tuple[int, int],
     workers: int = 1,
     name: str = "bascule",
+    route_extra: str = "",
 ) -> Service:
     workdir = tmp / name
     workdir.mkdir()
@@ -436,6 +439,7 @@ def start_bascule(
         backend1=backends[0],
         backend2=backends[1],
         workers=workers,
+        route_extra=route_extra,
     )
     cmd = [*pinning.proxy, str(bascule), "run", "-c", str(conf)]
     return start_service(name, cmd, port, workdir, (signal.SIGTERM,), access_log)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
+from bascule.config.compress import Compress
 from bascule.config.section import Section
 from bascule.config.syntax import HeaderName, HeaderValue, Method, Name, check_host_pattern
 
@@ -176,6 +177,9 @@ class Route(Section):
     respond: Respond | None = None
     rewrite: Rewrite | None = None
     headers: HeaderRules = HeaderRules()
+    compress: Compress | None = Field(
+        default=None, description="Compress the upstream's responses; off when absent."
+    )
     preserve_host: bool = Field(
         default=True,
         description="True: send the client's Host upstream; false: the target's host:port.",
@@ -189,5 +193,10 @@ class Route(Section):
             raise ValueError(
                 f"route {self.name!r} needs exactly one action of upstream, redirect "
                 f"and respond; {found}"
+            )
+        if self.compress is not None and self.upstream is None:
+            raise ValueError(
+                f"route {self.name!r}: compress applies to an upstream's responses; "
+                "this route has no upstream"
             )
         return self

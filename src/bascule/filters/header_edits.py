@@ -43,9 +43,11 @@ class HeaderEdits:
         self._drop = removed | {name.lower() for name, _ in to_set}
         self._append = to_set + to_add
 
-    def removal_pattern(self) -> re.Pattern[bytes] | None:
-        """Matches each raw header line ("\\r\\nName: value") that remove or set drops."""
-        return names_pattern(tuple(self._drop)) if self._drop else None
+    def removal_pattern(self, also: Iterable[bytes] = ()) -> re.Pattern[bytes] | None:
+        """Matches each raw header line ("\\r\\nName: value") that remove or set drops,
+        and those named in `also` (lower-case)."""
+        dropped = self._drop.union(also)
+        return names_pattern(tuple(dropped)) if dropped else None
 
     def lines(self) -> bytes:
         """The set and added headers as raw lines, each "\\r\\nName: value"."""

@@ -9,6 +9,7 @@ from bascule.balancing import PickContext
 from bascule.http.head import RequestHead
 
 if TYPE_CHECKING:
+    from bascule.filters.compress import Encoder
     from bascule.proxy.errors import ProxyError
     from bascule.proxy.route_plan import RoutePlan
     from bascule.proxy.upstream_connection import UpstreamConnection
@@ -24,6 +25,7 @@ class Exchange:
         "bytes_in",
         "bytes_out",
         "close_after",
+        "encoder",
         "error",
         "first_byte_after",
         "head",
@@ -70,6 +72,7 @@ class Exchange:
         self.first_byte_after = 0.0  # seconds from attempt_started to the response head
         self.admitted: Target | None = None  # the target whose max_conns this try counts in
         self.waiter: Waiter | None = None  # its place in the upstream's queue, while waiting
+        self.encoder: Encoder | None = None  # compresses the response body (compress:)
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bascule.filters.compress import Compression
 from bascule.filters.path_rewrite import PathRewrite
 from bascule.proxy.selection import Selection
 from bascule.routing.route import Route
@@ -12,6 +13,7 @@ from bascule.upstream.upstream import Upstream
 
 class RoutePlan:
     __slots__ = (
+        "compression",
         "name",
         "preserve_host",
         "request_added",
@@ -37,6 +39,7 @@ class RoutePlan:
         response_remove: re.Pattern[bytes] | None = None,
         respond_lines: bytes = b"",
         selection: Selection | None = None,
+        compression: Compression | None = None,
     ) -> None:
         self.route = route
         self.name = route.name
@@ -49,3 +52,4 @@ class RoutePlan:
         self.response_remove = response_remove
         self.respond_lines = respond_lines  # a respond action's own header lines
         self.selection = selection  # the upstream's hash key / sticky session, if any
+        self.compression = compression  # the compress: filter, if the route has one

@@ -289,8 +289,16 @@ class UpstreamConnection(asyncio.Protocol):
         self._keeps_alive = head.keep_alive
         close = ex.close_after or not request.keep_alive or self.client.ctx.draining
         has_body = request.method != b"HEAD" and status != 204 and status != 304
+        remove = plan.response_remove
+        compression = plan.compression
+        if compression is not None:
+            encoder, lines = compression.apply(request, head)
+            added += lines
+            if encoder is not None:
+                ex.encoder = encoder
+                remove = compression.remove  # Content-Length and the strong ETag go
         chunked = False
-        if head.chunked or (head.content_length is None and has_body):
+        if head.chunked or ((head.content_length is None or ex.encoder) and has_body):
             if request.version == "1.1":
                 chunked = True
             else:
@@ -304,7 +312,7 @@ class UpstreamConnection(asyncio.Protocol):
                 close,
                 request.version == "1.0" and not close,
                 added,
-                plan.response_remove,
+                remove,
             )
         )
 
@@ -319,6 +327,10 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_body(self, chunk: bytes) -> None:
         ex = self.ex
         assert ex is not None
+        if ex.encoder is not None:
+            chunk = ex.encoder.compress(chunk)
+            if not chunk:
+                return  # an empty chunk would end a chunked body
         ex.bytes_out += len(chunk)
         if ex.response_chunked:
             self._out.append(b"%x\r\n" % len(chunk))
@@ -330,6 +342,14 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_end(self) -> None:
         ex = self.ex
         assert ex is not None
+        if ex.encoder is not None:
+            tail = ex.encoder.finish()
+            ex.encoder = None
+            if tail:
+                ex.bytes_out += len(tail)
+                self._out.append(
+                    b"%x\r\n%b\r\n" % (len(tail), tail) if ex.response_chunked else tail
+                )
         if ex.response_chunked:
             self._out.append(b"0\r\n\r\n")
         ex.response_done = True

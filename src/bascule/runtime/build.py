@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bascule import config as cfg
 from bascule.balancing import BalancerSettings, TargetState
+from bascule.filters.compress import Compression
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
 from bascule.filters.request_key import RequestKey
@@ -299,6 +300,17 @@ def build_plan(
         )
     request = _edits(spec.headers.request)
     response = _edits(spec.headers.response, response_set)
+    compression = None
+    if spec.compress is not None:
+        removed = response.removal_pattern(also=(b"content-length", b"etag"))
+        assert removed is not None
+        compression = Compression(
+            spec.compress.algorithms,
+            spec.compress.min_size,
+            spec.compress.types,
+            spec.compress.level.model_dump(),
+            removed,
+        )
     respond_lines = b""
     if isinstance(route.action, Respond):
         respond_lines = b"".join(b"\r\n" + k + b": " + v for k, v in route.action.headers)
@@ -312,6 +324,7 @@ def build_plan(
         response_remove=response.removal_pattern(),
         respond_lines=respond_lines,
         selection=selections.get(spec.upstream) if spec.upstream is not None else None,
+        compression=compression,
     )
 
 
