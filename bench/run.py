@@ -388,6 +388,27 @@ def start_backend(tools: Tools, name: str, tmp: Path, pinning: Pinning) -> Servi
     return start_nginx(tools, name, conf, prefix, pinning.load, port)
 
 
+def start_file_backend(
+    tools: Tools, name: str, tmp: Path, pinning: Pinning, page: str, server_extra: str = ""
+) -> Service:
+    """An nginx backend serving `page` as a static file (text/plain) for every path."""
+    prefix = tmp / name
+    prefix.mkdir()
+    (prefix / "page.txt").write_text(page)
+    for readable in (tmp, prefix):  # nginx's workers may run as another user
+        readable.chmod(0o755)
+    port = free_port()
+    conf = render(
+        "nginx-file-backend.conf.tmpl",
+        prefix / "nginx.conf",
+        prefix=str(prefix),
+        port=port,
+        temp_paths=nginx_temp_paths(tools, prefix),
+        server_extra=server_extra,
+    )
+    return start_nginx(tools, name, conf, prefix, pinning.load, port)
+
+
 def start_nginx_proxy(
     tools: Tools,
     tmp: Path,
@@ -680,6 +701,135 @@ def settle_log_lines(path: Path | None) -> int | None:
     lines = count_lines(path)
     os.truncate(path, 0)
     return lines
+
+
+@dataclass(frozen=True)
+class SideBySide:
+    """The options of the side-by-side scripts (tls, scaling, compress, cache)."""
+
+    duration_s: int
+    rounds: int
+    connections: int
+    bascule: Path
+    keep_tmp: bool
+    command: str
+
+
+def parse_side_by_side(argv: Sequence[str], description: str) -> SideBySide:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=parse_duration, default=5, help="per run (5s)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (2)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk -c (64)")
+    parser.add_argument("--bascule", type=Path, default=DEFAULT_BASCULE)
+    parser.add_argument("--keep-tmp", action="store_true", help="keep the temp prefix dir")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.connections < 1:
+        parser.error("--rounds and --connections must be >= 1")
+    return SideBySide(
+        args.duration,
+        args.rounds,
+        args.connections,
+        args.bascule,
+        args.keep_tmp,
+        shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
+    )
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One wrk run of one proxy on one case (an encoding, a cache hit...)."""
+
+    round: int
+    proxy: str
+    case: str
+    rps: float
+    errors: int
+    us_per_req: float | None
+    p99_ms: float
+
+
+def run_cases(
+    rounds: int,
+    cases: Sequence[tuple[str, str]],
+    measure: Callable[[tuple[str, str], int], CaseRun],
+) -> list[CaseRun]:
+    """Measure every (proxy, case) in turn, `rounds` times, printing each result."""
+    runs = []
+    for round_no in range(1, rounds + 1):
+        for case in cases:
+            run = measure(case, round_no)
+            runs.append(run)
+            flag = f"  !! {run.errors} errors" if run.errors else ""
+            print(
+                f"round {round_no} {run.proxy:<8} {run.case:<9} {run.rps:>9,.0f} req/s  "
+                f"{fmt(run.us_per_req, '7.1f')} us/req{flag}",
+                flush=True,
+            )
+            time.sleep(PAUSE_BETWEEN_RUNS_S)
+    return runs
+
+
+def case_median(runs: Sequence[CaseRun], proxy: str, case: str, field: str) -> float | None:
+    """The median of `field` over the runs of one proxy on one case."""
+    return median_or_none([getattr(r, field) for r in runs if (r.proxy, r.case) == (proxy, case)])
+
+
+def report_head(
+    title: str, opts: SideBySide, tools: Tools, started: dt.datetime, setup: str
+) -> list[str]:
+    """The first lines of a side-by-side report: what ran, when, where, how."""
+    return [
+        f"# {title}",
+        "",
+        f"- Date: {started.isoformat(timespec='seconds')}",
+        f"- Command: `{opts.command}`",
+        f"- CPU: {cpu_model()}; nginx {tools.nginx_version}; {tools.wrk_version}; "
+        f"Bascule tree: git {git_revision()}",
+        f"- {opts.rounds} round(s) of {opts.duration_s} s per run, wrk -t1 -c{opts.connections}; "
+        + setup,
+        "",
+    ]
+
+
+def case_runs_table(runs: Sequence[CaseRun], case_title: str) -> list[str]:
+    """The per-run table of a side-by-side report, with its error count above it."""
+    lines = [
+        f"Errors over all runs: {sum(r.errors for r in runs)}.",
+        "",
+        f"| round | proxy | {case_title} | req/s | errors | {MU}s/req | p99 ms |",
+        "|---:|---|---|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r.round} | {r.proxy} | {r.case} | {r.rps:,.0f} | {r.errors} | "
+            f"{fmt(r.us_per_req, '.1f')} | {r.p99_ms:.2f} |"
+        )
+    return lines
+
+
+def prepare() -> tuple[Tools, Pinning, dt.datetime]:
+    """What a bench needs before it starts anything: its tools (installed if missing), a
+    warning on a busy machine, the CPU pinning, and the start time."""
+    tools = find_tools()
+    warn_if_busy()
+    return tools, choose_pinning(tools), dt.datetime.now().astimezone()
+
+
+def wrk_cost(
+    tools: Tools, pinning: Pinning, opts: SideBySide, proxy: Service, headers: Sequence[str] = ()
+) -> tuple[WrkResult, float | None]:
+    """One wrk run (host profile, `headers` added) against `proxy`: what wrk measured, and
+    the proxy's CPU µs per request (all its processes)."""
+    reset_log(proxy.access_log)
+    cmd = wrk_command(tools, pinning, "host", proxy.port, opts.duration_s, opts.connections)
+    for header in headers:
+        cmd[-1:-1] = ["-H", header]
+    before = cpu_ticks(proxy.pid)
+    output, code = run_wrk(cmd, opts.duration_s)
+    spent = cpu_ticks(proxy.pid) - before
+    settle_log_lines(proxy.access_log)
+    result = parse_wrk(output, code)
+    return result, spent / CLK_TCK * 1e6 / result.requests if result.requests else None
 
 
 def measure_run(

@@ -16,7 +16,6 @@ bench/results/scaling.md.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import shlex
@@ -27,42 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import run as harness
-from run import Pinning, Service, Tools
+from run import Pinning, Service, SideBySide, Tools
 
 RESULTS_FILE = harness.BENCH_DIR / "results" / "scaling.md"
 PROXIES = ("nginx", "bascule")
 WORKERS = (1, 2)
 UNPINNED = Pinning([], [], "none: proxies, wrk and backends share every CPU")
-
-
-@dataclass(frozen=True)
-class Options:
-    duration_s: int
-    rounds: int
-    connections: int
-    bascule: Path
-    keep_tmp: bool
-    command: str
-
-
-def parse_args(argv: Sequence[str]) -> Options:
-    parser = argparse.ArgumentParser(description="Bascule vs nginx, 2 workers against 1")
-    parser.add_argument("--duration", type=harness.parse_duration, default=5, help="per run (5s)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (2)")
-    parser.add_argument("--connections", type=int, default=64, help="wrk -c (64)")
-    parser.add_argument("--bascule", type=Path, default=harness.DEFAULT_BASCULE)
-    parser.add_argument("--keep-tmp", action="store_true", help="keep the temp prefix dir")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.connections < 1:
-        parser.error("--rounds and --connections must be >= 1")
-    return Options(
-        args.duration,
-        args.rounds,
-        args.connections,
-        args.bascule,
-        args.keep_tmp,
-        shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +47,7 @@ class Run:
 
 
 def start_proxies(
-    opts: Options, tools: Tools, tmp: Path, services: list[Service]
+    opts: SideBySide, tools: Tools, tmp: Path, services: list[Service]
 ) -> dict[tuple[str, int], Service]:
     backends = [harness.start_backend(tools, n, tmp, UNPINNED) for n in ("backend1", "backend2")]
     services += backends
@@ -108,24 +77,15 @@ def start_proxies(
 
 
 def measure(
-    opts: Options, tools: Tools, proxy: Service, key: tuple[str, int], round_no: int
+    opts: SideBySide, tools: Tools, proxy: Service, key: tuple[str, int], round_no: int
 ) -> Run:
-    harness.reset_log(proxy.access_log)
-    cmd = harness.wrk_command(
-        tools, UNPINNED, "host", proxy.port, opts.duration_s, opts.connections
-    )
-    before = harness.cpu_ticks(proxy.pid)
-    output, code = harness.run_wrk(cmd, opts.duration_s)
-    spent = harness.cpu_ticks(proxy.pid) - before
-    harness.settle_log_lines(proxy.access_log)
-    result = harness.parse_wrk(output, code)
-    us = spent / harness.CLK_TCK * 1e6 / result.requests if result.requests else None
+    result, us = harness.wrk_cost(tools, UNPINNED, opts, proxy)
     return Run(
         round_no, key[0], key[1], result.rps, result.requests, result.error_count, us, result.p99_ms
     )
 
 
-def benchmark(opts: Options, tools: Tools, tmp: Path, services: list[Service]) -> list[Run]:
+def benchmark(opts: SideBySide, tools: Tools, tmp: Path, services: list[Service]) -> list[Run]:
     proxies = start_proxies(opts, tools, tmp, services)
     runs: list[Run] = []
     for round_no in range(1, opts.rounds + 1):
@@ -142,7 +102,7 @@ def benchmark(opts: Options, tools: Tools, tmp: Path, services: list[Service]) -
     return runs
 
 
-def report(opts: Options, tools: Tools, started: dt.datetime, runs: list[Run]) -> str:
+def report(opts: SideBySide, tools: Tools, started: dt.datetime, runs: list[Run]) -> str:
     mu = harness.MU
 
     def median(proxy: str, workers: int, field: str) -> float | None:
@@ -185,7 +145,9 @@ def report(opts: Options, tools: Tools, started: dt.datetime, runs: list[Run]) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    opts = parse_args(sys.argv[1:] if argv is None else argv)
+    opts = harness.parse_side_by_side(
+        sys.argv[1:] if argv is None else argv, "Bascule vs nginx, 2 workers against 1"
+    )
 
     def work(tmp: Path, services: list[Service]) -> str:
         tools = harness.find_tools()

@@ -19,7 +19,6 @@ reuses. Certificate: ECDSA P-256, made here. Results: printed, and bench/results
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import datetime as dt
 import http.client
@@ -43,7 +42,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
 )
 from cryptography.x509.oid import NameOID
-from run import HOST, BenchError, Pinning, Service, Tools
+from run import HOST, BenchError, Pinning, Service, SideBySide, Tools
 
 RESULTS_FILE = harness.BENCH_DIR / "results" / "tls.md"
 SERVER_NAME = "bench.test"
@@ -55,36 +54,6 @@ CIPHERS = (
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 )
-
-
-@dataclass(frozen=True)
-class Options:
-    duration_s: int
-    rounds: int
-    connections: int
-    bascule: Path
-    keep_tmp: bool
-    command: str
-
-
-def parse_args(argv: Sequence[str]) -> Options:
-    parser = argparse.ArgumentParser(description="Bascule vs nginx terminating TLS")
-    parser.add_argument("--duration", type=harness.parse_duration, default=5, help="per run (5s)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (2)")
-    parser.add_argument("--connections", type=int, default=64, help="wrk -c (64)")
-    parser.add_argument("--bascule", type=Path, default=harness.DEFAULT_BASCULE)
-    parser.add_argument("--keep-tmp", action="store_true", help="keep the temp prefix dir")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.connections < 1:
-        parser.error("--rounds and --connections must be >= 1")
-    return Options(
-        args.duration,
-        args.rounds,
-        args.connections,
-        args.bascule,
-        args.keep_tmp,
-        shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
-    )
 
 
 # ---------------------------------------------------------------------- certificate
@@ -142,7 +111,11 @@ def start_nginx(
 
 
 def start_bascule(
-    opts: Options, tmp: Path, pinning: Pinning, backends: tuple[int, int], cert: tuple[Path, Path]
+    opts: SideBySide,
+    tmp: Path,
+    pinning: Pinning,
+    backends: tuple[int, int],
+    cert: tuple[Path, Path],
 ) -> Service:
     workdir = tmp / "bascule-tls"
     workdir.mkdir()
@@ -247,7 +220,7 @@ class Run:
 
 
 def load_command(
-    tools: Tools, pinning: Pinning, opts: Options, mode: str, port: int, seconds: int
+    tools: Tools, pinning: Pinning, opts: SideBySide, mode: str, port: int, seconds: int
 ) -> list[str]:
     url = f"https://{HOST}:{port}/"
     wrk = [*pinning.load, tools.wrk, "-t1", f"-c{opts.connections}", f"-d{seconds}s"]
@@ -260,7 +233,7 @@ def load_command(
 
 
 def measure(
-    tools: Tools, pinning: Pinning, opts: Options, mode: str, proxy: Service, round_no: int
+    tools: Tools, pinning: Pinning, opts: SideBySide, mode: str, proxy: Service, round_no: int
 ) -> Run:
     harness.reset_log(proxy.access_log)
     cmd = load_command(tools, pinning, opts, mode, proxy.port, opts.duration_s)
@@ -284,7 +257,7 @@ def measure(
 
 
 def benchmark(
-    opts: Options, tools: Tools, pinning: Pinning, tmp: Path, services: list[Service]
+    opts: SideBySide, tools: Tools, pinning: Pinning, tmp: Path, services: list[Service]
 ) -> list[Run]:
     cert = make_certificate(tmp)
     backends = [harness.start_backend(tools, n, tmp, pinning) for n in ("backend1", "backend2")]
@@ -331,7 +304,7 @@ WHAT = {
 
 
 def report(
-    opts: Options, tools: Tools, pinning: Pinning, started: dt.datetime, runs: list[Run]
+    opts: SideBySide, tools: Tools, pinning: Pinning, started: dt.datetime, runs: list[Run]
 ) -> str:
     mu = harness.MU
     lines = [
@@ -385,13 +358,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--handshake-client"]:
         return handshake_client(args[1:])
-    opts = parse_args(args)
+    opts = harness.parse_side_by_side(args, "Bascule vs nginx terminating TLS")
 
     def work(tmp: Path, services: list[Service]) -> str:
-        tools = harness.find_tools()
-        harness.warn_if_busy()
-        pinning = harness.choose_pinning(tools)
-        started = dt.datetime.now().astimezone()
+        tools, pinning, started = harness.prepare()
         runs = benchmark(opts, tools, pinning, tmp, services)
         return report(opts, tools, pinning, started, runs)
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
+from bascule.config.cache import Cache
 from bascule.config.compress import Compress
 from bascule.config.section import Section
 from bascule.config.syntax import HeaderName, HeaderValue, Method, Name, check_host_pattern
@@ -177,6 +178,9 @@ class Route(Section):
     respond: Respond | None = None
     rewrite: Rewrite | None = None
     headers: HeaderRules = HeaderRules()
+    cache: Cache | None = Field(
+        default=None, description="Cache the upstream's responses; off when absent."
+    )
     compress: Compress | None = Field(
         default=None, description="Compress the upstream's responses; off when absent."
     )
@@ -194,9 +198,10 @@ class Route(Section):
                 f"route {self.name!r} needs exactly one action of upstream, redirect "
                 f"and respond; {found}"
             )
-        if self.compress is not None and self.upstream is None:
-            raise ValueError(
-                f"route {self.name!r}: compress applies to an upstream's responses; "
-                "this route has no upstream"
-            )
+        for name in ("cache", "compress"):
+            if getattr(self, name) is not None and self.upstream is None:
+                raise ValueError(
+                    f"route {self.name!r}: {name} applies to an upstream's responses; "
+                    "this route has no upstream"
+                )
         return self

@@ -9,17 +9,20 @@ responses in order and memory bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from time import monotonic
 from typing import cast
 
 from bascule.balancing import PickContext
+from bascule.filters.cache import CacheExchange, HttpCache, Lookup, Outcome
 from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
 from bascule.http.head import RequestHead
 from bascule.net.tls import client_subject
+from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
@@ -236,6 +239,8 @@ class DownstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.status < 500)
+        if ex.cache is not None:
+            ex.cache.release()
         ctx.access_log.write(self.log_prefix, ex)
         ctx.metrics.record(ex, monotonic())
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
@@ -340,8 +345,76 @@ class DownstreamConnection(asyncio.Protocol):
         replay_limit = plan.upstream.retry.replay_limit
         if replay_limit and head.has_body and (head.content_length or 0) <= replay_limit:
             ex.replay = []  # kept while it fits, so a failed try can be sent again
+        if plan.cache is not None and self._through_cache(ex, plan.cache):
+            return
         plan.upstream.retry.budget.request()
         self._dispatch(ex)
+
+    # -- the cache -------------------------------------------------------------------------
+
+    def _through_cache(self, ex: Exchange, cache: HttpCache) -> bool:
+        """Let the route's cache see `ex`: True if it answers (or will), False if the
+        request goes to the target now, with `ex.cache` to record or check its answer."""
+        lookup = cache.lookup(ex.head, self.ctx.scheme)
+        outcome = lookup.outcome
+        if outcome is Outcome.HIT:
+            self._answer_from(ex, lookup, cache.clock())
+            return True
+        if outcome is Outcome.UNAVAILABLE:
+            extra = b"\r\nCache-Status: bascule; " + lookup.status
+            message = "only-if-cached: no stored response fits the request"
+            self._respond(ex, 504, error_body(504, message), extra=extra)
+            return True
+        ex.cache = CacheExchange(cache, lookup, ex.head, self.ctx.scheme)
+        if outcome is Outcome.MISS and ex.head.method == b"GET":
+            fetch = cache.fetching.get(lookup.key)
+            if fetch is not None:
+                self._pause(_CONNECTING)
+                self.loop.create_task(self._wait_for_fetch(ex, cache, fetch))
+                return True
+            ex.cache.lead()
+        return False
+
+    async def _wait_for_fetch(
+        self, ex: Exchange, cache: HttpCache, fetch: asyncio.Future[None]
+    ) -> None:
+        """Another exchange is fetching this key: take its answer from the cache."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(cache.collapse_timeout):
+                await asyncio.shield(fetch)
+        if self.ex is not ex or self.transport is None:
+            return
+        self._resume(_CONNECTING)
+        if self._through_cache(ex, cache):
+            return
+        plan = ex.plan
+        assert plan is not None and plan.upstream is not None
+        plan.upstream.retry.budget.request()
+        self._dispatch(ex)
+
+    def _answer_from(self, ex: Exchange, lookup: Lookup, now: float) -> None:
+        """Answer `ex` with the stored response `lookup` found."""
+        assert lookup.entry is not None
+        ex.local = True
+        ex.response_started = ex.response_done = True
+        head = ex.head
+        if head.has_body and not ex.request_done:
+            ex.close_after = True
+        close = ex.close_after = ex.close_after or not head.keep_alive or self.ctx.draining
+        keep_alive_1_0 = head.version == "1.0" and not close
+        self.send(
+            cached_response(
+                ex,
+                lookup.entry,
+                lookup.fields,
+                lookup.status,
+                now,
+                close=close,
+                keep_alive_1_0=keep_alive_1_0,
+            )
+        )
+        if ex.request_done or close:
+            self.exchange_finished(ex)
 
     def on_request_body(self, chunk: bytes) -> None:
         ex = self.ex
@@ -415,6 +488,11 @@ class DownstreamConnection(asyncio.Protocol):
         if plan.rewrite is not None:
             path = plan.rewrite.apply(request.path)
             path_and_query = path + b"?" + request.query if request.query else path
+        added = self.cert_line + plan.request_added if self.cert_line else plan.request_added
+        remove = plan.request_remove
+        if ex.cache is not None and ex.cache.lookup.outcome is not Outcome.BYPASS:
+            remove = ex.cache.cache.request_remove  # the client's validators are not sent
+            added += ex.cache.validators()
         head = upstream_request_head(
             request,
             self.ctx.forwarding,
@@ -422,8 +500,8 @@ class DownstreamConnection(asyncio.Protocol):
             self.client_ip,
             path_and_query,
             None if plan.preserve_host and request.host else target.address,
-            self.cert_line + plan.request_added if self.cert_line else plan.request_added,
-            plan.request_remove,
+            added,
+            remove,
         )
         conn = None if fresh else target.pool.take_idle()
         if conn is not None:
@@ -665,6 +743,8 @@ class DownstreamConnection(asyncio.Protocol):
         """The exchange is over (not through `exchange_finished`): settle and log it."""
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
+        if ex.cache is not None:
+            ex.cache.release()
         self.ctx.access_log.write(self.log_prefix, ex)
         self.ctx.metrics.record(ex, monotonic())
 

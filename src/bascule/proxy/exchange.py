@@ -9,6 +9,7 @@ from bascule.balancing import PickContext
 from bascule.http.head import RequestHead
 
 if TYPE_CHECKING:
+    from bascule.filters.cache import CacheExchange
     from bascule.filters.compress import Encoder
     from bascule.proxy.errors import ProxyError
     from bascule.proxy.route_plan import RoutePlan
@@ -24,6 +25,7 @@ class Exchange:
         "attempts",
         "bytes_in",
         "bytes_out",
+        "cache",
         "close_after",
         "encoder",
         "error",
@@ -73,6 +75,7 @@ class Exchange:
         self.admitted: Target | None = None  # the target whose max_conns this try counts in
         self.waiter: Waiter | None = None  # its place in the upstream's queue, while waiting
         self.encoder: Encoder | None = None  # compresses the response body (compress:)
+        self.cache: CacheExchange | None = None  # the route cache's part in it (cache:)
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from bascule.filters.cache import HttpCache
 from bascule.filters.compress import Compression
 from bascule.filters.path_rewrite import PathRewrite
 from bascule.proxy.selection import Selection
@@ -13,6 +14,7 @@ from bascule.upstream.upstream import Upstream
 
 class RoutePlan:
     __slots__ = (
+        "cache",
         "compression",
         "name",
         "preserve_host",
@@ -40,6 +42,7 @@ class RoutePlan:
         respond_lines: bytes = b"",
         selection: Selection | None = None,
         compression: Compression | None = None,
+        cache: HttpCache | None = None,
     ) -> None:
         self.route = route
         self.name = route.name
@@ -53,3 +56,4 @@ class RoutePlan:
         self.respond_lines = respond_lines  # a respond action's own header lines
         self.selection = selection  # the upstream's hash key / sticky session, if any
         self.compression = compression  # the compress: filter, if the route has one
+        self.cache = cache  # the cache: filter, if the route has one

@@ -12,10 +12,12 @@ from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 from bascule.balancing.state import parse_load_header
+from bascule.filters.cache import Outcome
 from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
+from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
@@ -270,6 +272,12 @@ class UpstreamConnection(asyncio.Protocol):
         plan = ex.plan
         assert plan is not None
         added = plan.response_added
+        if ex.cache is not None:
+            lines = self._cache_answer(ex, head)
+            if lines is None:
+                self._keeps_alive = head.keep_alive
+                return  # a stored response answers
+            added += lines
         if ex.attempt_started:
             ex.first_byte_after = monotonic() - ex.attempt_started
             if self.upstream.load_header is not None:
@@ -316,6 +324,40 @@ class UpstreamConnection(asyncio.Protocol):
             )
         )
 
+    def _cache_answer(self, ex: Exchange, head: ResponseHead) -> bytes | None:
+        """Show the target's answer to the route's cache. None if a stored response the
+        answer (a 304) validated goes to the client instead; else the lines to add to
+        the answer (its Cache-Status)."""
+        state = ex.cache
+        assert state is not None and self.client is not None
+        stored = state.on_response_head(head)
+        lookup = state.lookup
+        if lookup.outcome is Outcome.BYPASS and ex.head.method not in (b"GET", b"HEAD"):
+            return b""
+        status = lookup.status
+        if lookup.outcome is Outcome.VALIDATE:
+            status += b"; fwd-status=%d" % head.status
+        if stored is not None:
+            request = ex.head
+            close = ex.close_after or not request.keep_alive or self.client.ctx.draining
+            ex.close_after = close
+            keep_alive_1_0 = request.version == "1.0" and not close
+            self._out.append(
+                cached_response(
+                    ex,
+                    stored,
+                    lookup.fields,
+                    status,
+                    state.cache.clock(),
+                    close=close,
+                    keep_alive_1_0=keep_alive_1_0,
+                )
+            )
+            return None
+        if state.pending is not None:
+            status += b"; stored"
+        return b"\r\nCache-Status: bascule; " + status
+
     def _take_load_report(self, head: ResponseHead, header: bytes) -> None:
         """least_load: the target said how loaded it is; garbage is ignored, not guessed at."""
         value = head.header(header)
@@ -327,6 +369,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_body(self, chunk: bytes) -> None:
         ex = self.ex
         assert ex is not None
+        if ex.cache is not None and ex.cache.pending is not None:
+            ex.cache.on_body(chunk)  # as the target sent it: one entry serves every encoding
         if ex.encoder is not None:
             chunk = ex.encoder.compress(chunk)
             if not chunk:
@@ -342,6 +386,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_end(self) -> None:
         ex = self.ex
         assert ex is not None
+        if ex.cache is not None:
+            ex.cache.on_end()
         if ex.encoder is not None:
             tail = ex.encoder.finish()
             ex.encoder = None

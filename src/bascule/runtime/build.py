@@ -9,6 +9,8 @@ from pathlib import Path
 
 from bascule import config as cfg
 from bascule.balancing import BalancerSettings, TargetState
+from bascule.filters.cache import HttpCache
+from bascule.filters.cache_store import MemoryStore
 from bascule.filters.compress import Compression
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
@@ -311,6 +313,17 @@ def build_plan(
             spec.compress.level.model_dump(),
             removed,
         )
+    cache = None
+    if spec.cache is not None:
+        not_sent = request.removal_pattern(also=(b"if-none-match", b"if-modified-since"))
+        assert not_sent is not None
+        cache = HttpCache(
+            MemoryStore(spec.cache.max_size),
+            max_object=spec.cache.max_object,
+            key_template=spec.cache.key,
+            collapse_timeout=spec.cache.collapse_timeout,
+            request_remove=not_sent,
+        )
     respond_lines = b""
     if isinstance(route.action, Respond):
         respond_lines = b"".join(b"\r\n" + k + b": " + v for k, v in route.action.headers)
@@ -325,6 +338,7 @@ def build_plan(
         respond_lines=respond_lines,
         selection=selections.get(spec.upstream) if spec.upstream is not None else None,
         compression=compression,
+        cache=cache,
     )
 
 

@@ -43,6 +43,12 @@ def check_supported(config: cfg.Config) -> None:
     unusable = tls.problems(config)  # certificate, key and CA files, read as run reads them
     if unusable:
         raise Unsupported("\n  ".join(["TLS files that cannot be used:", *unusable]))
+    shared = [r.name for r in config.routes if r.cache is not None and r.cache.store == "redis"]
+    if shared:
+        raise Unsupported(
+            f"route {shared[0]}: cache store redis is not served by this release yet; "
+            "use store: memory"
+        )
 
 
 def _factory(ctx: ListenerContext | TcpListenerContext) -> Callable[[], asyncio.Protocol]:
