@@ -4,11 +4,12 @@ and the origin's own count of what reached it."""
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from typing import Any
 
 from e2e.backends import Request, head_bytes
-from e2e.proxy import config
+from e2e.proxy import config, wait_until
 from e2e.wire import Response, Wire
 
 
@@ -19,13 +20,16 @@ class Origin:
         self.headers = list(headers)
         self.body = body
         self.delay = 0.0
+        self.status = 200  # answered instead, when not 200 (a failing origin)
         self.seen: list[Request] = []
 
     async def respond(self, request: Request, writer: asyncio.StreamWriter) -> bool:
         self.seen.append(request)
         await asyncio.sleep(self.delay)
         etag = dict((k.lower(), v) for k, v in self.headers).get("etag")
-        if etag is not None and request.header("if-none-match") == etag:
+        if self.status != 200:
+            writer.write(head_bytes(self.status, [("Content-Length", "4")]) + b"oops")
+        elif etag is not None and request.header("if-none-match") == etag:
             writer.write(head_bytes(304, self.headers))
         else:
             headers = [*self.headers, ("Content-Length", str(len(self.body)))]
@@ -241,3 +245,53 @@ def test_one_entry_serves_every_encoding(backend, bascule):
     assert zlib.decompress(gzipped.body, 31) == page
     assert get(proxy.port).body == page
     assert len(origin.seen) == 1
+
+
+# Age 100 over max-age 60: stale as soon as it is stored, and within the windows below
+STALE = (("Age", "100"), ("ETag", '"v1"'))
+
+
+def test_stale_while_revalidate_answers_at_once_and_refreshes_behind(backend, bascule):
+    origin = Origin(("Cache-Control", "max-age=60, stale-while-revalidate=600"), *STALE)
+    proxy = caching(origin, backend, bascule)
+    get(proxy.port)
+    origin.delay = 0.5  # the background revalidation is slow; the client must not wait
+    origin.headers = [("Cache-Control", "max-age=60"), ("ETag", '"v1"'), ("X-Refreshed", "yes")]
+    started = time.monotonic()
+    stale = get(proxy.port)
+    assert time.monotonic() - started < 0.4
+    assert (stale.status, stale.body) == (200, b"version 1")
+    assert "detail=stale-while-revalidate" in cache_status(stale)
+    assert wait_until(lambda: len(origin.seen) == 2)
+    assert origin.seen[1].header("if-none-match") == '"v1"'
+    assert wait_until(lambda: get(proxy.port).header("x-refreshed") == "yes")
+    assert len(origin.seen) == 2  # one background request, and hits after it
+
+
+def test_stale_if_error_answers_when_the_origin_fails(backend, backend_loop, bascule):
+    origin = Origin(("Cache-Control", "max-age=60, stale-if-error=600"), *STALE)
+    target = backend(origin.respond)
+    proxy = bascule(config(target, route={"cache": {}}))
+    get(proxy.port)
+    origin.status = 503
+    answer = get(proxy.port)
+    assert (answer.status, answer.body) == (200, b"version 1")
+    assert cache_status(answer) == "bascule; fwd=stale; fwd-status=503; detail=stale-if-error"
+    backend_loop.stop(target)  # now it refuses connections
+    refused = get(proxy.port)
+    assert (refused.status, refused.body) == (200, b"version 1")
+    assert cache_status(refused) == "bascule; fwd=stale; detail=stale-if-error"
+
+
+def test_stale_if_error_asked_by_the_request_and_refused_by_must_revalidate(backend, bascule):
+    origin = Origin(("Cache-Control", "max-age=60"), *STALE)
+    proxy = caching(origin, backend, bascule)
+    get(proxy.port)
+    origin.status = 503
+    assert get(proxy.port).status == 503
+    assert get(proxy.port, "/page", "Cache-Control: stale-if-error=600").status == 200
+    strict = Origin(("Cache-Control", "max-age=60, stale-if-error=600, must-revalidate"), *STALE)
+    proxy = caching(strict, backend, bascule)
+    get(proxy.port)
+    strict.status = 503
+    assert get(proxy.port).status == 503

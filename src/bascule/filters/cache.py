@@ -15,9 +15,14 @@ Rules:
 4. A miss goes to the target without the client's own conditional headers, so its answer
    is complete and can be stored; a client's conditional request is answered with 304
    from the cache when its validators match.
-5. Concurrent misses for one key send one request: the first goes, the others wait for it
+5. `stale-while-revalidate=N` (RFC 5861): for N seconds past its freshness a response
+   answers at once, stale, while one background request revalidates it.
+   `stale-if-error=N` (response or request): for N seconds past its freshness a stale
+   response answers when the target fails (an error, a timeout, a 5xx).
+   `must-revalidate` (and `proxy-revalidate`, `s-maxage`, `no-cache`) forbids both.
+6. Concurrent misses for one key send one request: the first goes, the others wait for it
    (at most `collapse_timeout`) and are answered from what it stored, or go themselves.
-6. Not stored: what RFC 9111 §3 forbids (`no-store`, `private`, an Authorization request
+7. Not stored: what RFC 9111 §3 forbids (`no-store`, `private`, an Authorization request
    without `public` / `s-maxage` / `must-revalidate`, an unknown status), responses with
    `Set-Cookie` (as nginx), `Vary: *`, and bodies over `max_object`, which stream through
    without being held.
@@ -73,8 +78,9 @@ class Lookup:
     outcome: Outcome
     key: str
     status: bytes  # the Cache-Status parameters: b"hit", b"fwd=miss", ...
-    entry: Entry | None = None
+    entry: Entry | None = None  # the stored response it found (fresh or stale)
     fields: Fields = field(default_factory=dict)  # the request's headers, read once
+    refresh: bool = False  # answered stale: revalidate in the background (rule 5)
 
 
 _REQUEST_FIELDS = re.compile(
@@ -113,7 +119,7 @@ def etag_matches(etag: bytes | None, if_none_match: bytes) -> bool:
 
 
 class HttpCache:
-    """One route's cache: its store, its key, and the fetches in flight (rule 5)."""
+    """One route's cache: its store, its key, and the fetches in flight (rule 6)."""
 
     def __init__(
         self,
@@ -133,6 +139,7 @@ class HttpCache:
         self.collapse_timeout = collapse_timeout
         self.clock = clock
         self.fetching: dict[str, asyncio.Future[None]] = {}
+        self.refreshing: set[str] = set()  # keys revalidated in the background now
         self._keys: dict[tuple[bytes, bytes, bytes], str] = {}
 
     def key(self, scheme: bytes, host: bytes, target: bytes) -> str:
@@ -172,11 +179,14 @@ class HttpCache:
         ttl = entry.freshness.lifetime - age
         if _acceptable(entry, request, age, ttl):
             return Lookup(Outcome.HIT, key, b"hit; ttl=%d" % int(ttl), entry, fields)
+        if _stale_while_revalidate(entry, request, ttl):
+            status = b"hit; ttl=%d; detail=stale-while-revalidate" % int(ttl)
+            return Lookup(Outcome.HIT, key, status, entry, fields, refresh=True)
         if request.has("only-if-cached"):
             return Lookup(Outcome.UNAVAILABLE, key, b"fwd=stale", fields=fields)
         why = b"fwd=request" if ttl > 0 else b"fwd=stale"
         if entry.etag is None and entry.last_modified is None:
-            return Lookup(Outcome.MISS, key, why, fields=fields)
+            return Lookup(Outcome.MISS, key, why, entry, fields)
         return Lookup(Outcome.VALIDATE, key, why, entry, fields)
 
     def invalidate(self, scheme: bytes, request: RequestHead, response: ResponseHead) -> None:
@@ -233,6 +243,15 @@ def _acceptable(entry: Entry, request: CacheControl, age: float, ttl: float) -> 
     return request.directives["max-stale"] is None or (max_stale is not None and -ttl <= max_stale)
 
 
+def _stale_while_revalidate(entry: Entry, request: CacheControl, ttl: float) -> bool:
+    """May this stale response answer at once, while it is revalidated (rule 5)?"""
+    if ttl > 0 or entry.must_revalidate or request.has("no-cache"):
+        return False
+    if entry.etag is None and entry.last_modified is None:
+        return False  # nothing to revalidate with
+    return -ttl <= entry.stale_while_revalidate
+
+
 def _same_host_target(value: bytes, scheme: bytes, host: bytes) -> bytes | None:
     """The path and query a Location-like value names on `host`, or None."""
     value = value.strip()
@@ -252,6 +271,7 @@ class CacheExchange:
     __slots__ = (
         "_parts",
         "_recorded",
+        "answered",
         "cache",
         "entry",
         "fetch",
@@ -272,10 +292,11 @@ class CacheExchange:
         self.entry: Entry | None = None  # stored (or refreshed) once the response ended
         self._parts: list[bytes] = []
         self._recorded = 0
-        self.fetch: asyncio.Future[None] | None = None  # others wait on it (rule 5)
+        self.fetch: asyncio.Future[None] | None = None  # others wait on it (rule 6)
+        self.answered = False  # a stored response answered; the target's body is dropped
 
     def lead(self) -> None:
-        """This exchange fetches the key; later misses for it wait (rule 5)."""
+        """This exchange fetches the key; later misses for it wait (rule 6)."""
         fetching = self.cache.fetching
         if self.lookup.key not in fetching:
             self.fetch = fetching[self.lookup.key] = asyncio.get_running_loop().create_future()
@@ -320,7 +341,7 @@ class CacheExchange:
         fields: dict[bytes, bytes],
         now: float,
     ) -> Entry | None:
-        """The entry this response will be stored as, or None if it may not be (rule 6)."""
+        """The entry this response will be stored as, or None if it may not be (rule 7)."""
         status = response.status
         directives = parse_cache_control(fields.get(b"cache-control"))
         vary = fields.get(b"vary", b"").lower()
@@ -351,7 +372,18 @@ class CacheExchange:
             last_modified=fields.get(b"last-modified"),
             must_revalidate=_must_revalidate(directives),
             no_cache=directives.has("no-cache"),
+            stale_while_revalidate=directives.seconds("stale-while-revalidate") or 0,
+            stale_if_error=directives.seconds("stale-if-error") or 0,
         )
+
+    def stale_for_error(self) -> Entry | None:
+        """The stale response that may answer now that the target failed (rule 5)."""
+        stale = self.lookup.entry
+        if stale is None or stale.must_revalidate:
+            return None
+        asked = _request_directives(self.lookup.fields).seconds("stale-if-error") or 0
+        overdue = -stale.freshness.ttl(self.cache.clock())
+        return stale if 0 < overdue <= max(stale.stale_if_error, asked) else None
 
     def _value(self, name: bytes) -> bytes | None:
         """The request's value of header `name` (lower-case), or None."""
@@ -369,7 +401,7 @@ class CacheExchange:
         return b"\r\nIf-Modified-Since: " + stale.last_modified
 
     def on_body(self, chunk: bytes) -> None:
-        """A piece of the body being recorded; past `max_object` it is let go (rule 6)."""
+        """A piece of the body being recorded; past `max_object` it is let go (rule 7)."""
         self._recorded += len(chunk)
         if self._recorded > self.cache.max_object:
             self.pending = None
@@ -442,6 +474,8 @@ def _refreshed(
         last_modified=merged.get(b"last-modified"),
         must_revalidate=_must_revalidate(directives),
         no_cache=directives.has("no-cache"),
+        stale_while_revalidate=directives.seconds("stale-while-revalidate") or 0,
+        stale_if_error=directives.seconds("stale-if-error") or 0,
     )
 
 

@@ -35,6 +35,8 @@ class Entry:
     last_modified: bytes | None = None
     must_revalidate: bool = False  # no-cache, must-revalidate or proxy-revalidate
     no_cache: bool = False  # no-cache: validate before every use
+    stale_while_revalidate: int = 0  # seconds it may be served stale while refreshed
+    stale_if_error: int = 0  # seconds it may be served stale when the target fails
     size: int = field(init=False)
     modified_at: float | None = field(init=False)  # Last-Modified as a timestamp
 

@@ -16,7 +16,8 @@ from time import monotonic
 from typing import cast
 
 from bascule.balancing import PickContext
-from bascule.filters.cache import CacheExchange, HttpCache, Lookup, Outcome
+from bascule.filters.cache import CacheExchange, Fields, HttpCache, Outcome
+from bascule.filters.cache_store import Entry
 from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
@@ -26,6 +27,7 @@ from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.exchange import Exchange
 from bascule.proxy.listener_context import ListenerContext
+from bascule.proxy.refresh import refresh
 from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
@@ -268,6 +270,12 @@ class DownstreamConnection(asyncio.Protocol):
         ex.end_attempt(ok=False)
         if not ex.response_started and self._retry(ex, error):
             return
+        stale = ex.cache.stale_for_error() if ex.cache is not None else None
+        if stale is not None and not ex.response_started:
+            assert ex.cache is not None
+            status = ex.cache.lookup.status + b"; detail=stale-if-error"
+            self._answer_from(ex, stale, ex.cache.lookup.fields, status, ex.cache.cache.clock())
+            return
         ex.error = error
         target = ex.target.name if ex.target is not None else "-"
         log.warning(
@@ -358,7 +366,10 @@ class DownstreamConnection(asyncio.Protocol):
         lookup = cache.lookup(ex.head, self.ctx.scheme)
         outcome = lookup.outcome
         if outcome is Outcome.HIT:
-            self._answer_from(ex, lookup, cache.clock())
+            assert lookup.entry is not None
+            if lookup.refresh and lookup.key not in cache.refreshing:
+                self.loop.create_task(refresh(cache, lookup, ex, self.ctx.scheme))
+            self._answer_from(ex, lookup.entry, lookup.fields, lookup.status, cache.clock())
             return True
         if outcome is Outcome.UNAVAILABLE:
             extra = b"\r\nCache-Status: bascule; " + lookup.status
@@ -392,29 +403,29 @@ class DownstreamConnection(asyncio.Protocol):
         plan.upstream.retry.budget.request()
         self._dispatch(ex)
 
-    def _answer_from(self, ex: Exchange, lookup: Lookup, now: float) -> None:
-        """Answer `ex` with the stored response `lookup` found."""
-        assert lookup.entry is not None
+    def _answer_from(
+        self, ex: Exchange, entry: Entry, fields: Fields, cache_status: bytes, now: float
+    ) -> None:
+        """Answer `ex` with a stored response."""
         ex.local = True
         ex.response_started = ex.response_done = True
+        self.send(self.stored_answer(ex, entry, fields, cache_status, now))
+        if ex.request_done or ex.close_after:
+            self.exchange_finished(ex)
+
+    def stored_answer(
+        self, ex: Exchange, entry: Entry, fields: Fields, cache_status: bytes, now: float
+    ) -> bytes:
+        """The bytes that answer `ex` with a stored response; decides whether the
+        connection closes after it."""
         head = ex.head
         if head.has_body and not ex.request_done:
-            ex.close_after = True
+            ex.close_after = True  # its body is still on the way; don't wait for it
         close = ex.close_after = ex.close_after or not head.keep_alive or self.ctx.draining
         keep_alive_1_0 = head.version == "1.0" and not close
-        self.send(
-            cached_response(
-                ex,
-                lookup.entry,
-                lookup.fields,
-                lookup.status,
-                now,
-                close=close,
-                keep_alive_1_0=keep_alive_1_0,
-            )
+        return cached_response(
+            ex, entry, fields, cache_status, now, close=close, keep_alive_1_0=keep_alive_1_0
         )
-        if ex.request_done or close:
-            self.exchange_finished(ex)
 
     def on_request_body(self, chunk: bytes) -> None:
         ex = self.ex

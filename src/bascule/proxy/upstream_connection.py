@@ -17,7 +17,6 @@ from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
-from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
@@ -325,9 +324,9 @@ class UpstreamConnection(asyncio.Protocol):
         )
 
     def _cache_answer(self, ex: Exchange, head: ResponseHead) -> bytes | None:
-        """Show the target's answer to the route's cache. None if a stored response the
-        answer (a 304) validated goes to the client instead; else the lines to add to
-        the answer (its Cache-Status)."""
+        """Show the target's answer to the route's cache. None if a stored response goes
+        to the client instead (validated by a 304, or stale-if-error after a 5xx); else
+        the lines to add to the answer (its Cache-Status)."""
         state = ex.cache
         assert state is not None and self.client is not None
         stored = state.on_response_head(head)
@@ -335,23 +334,18 @@ class UpstreamConnection(asyncio.Protocol):
         if lookup.outcome is Outcome.BYPASS and ex.head.method not in (b"GET", b"HEAD"):
             return b""
         status = lookup.status
+        forwarded = b"; fwd-status=%d" % head.status
         if lookup.outcome is Outcome.VALIDATE:
-            status += b"; fwd-status=%d" % head.status
+            status += forwarded
+        if stored is None and head.status >= 500:
+            stored = state.stale_for_error()
+            if stored is not None and lookup.outcome is not Outcome.VALIDATE:
+                status += forwarded
+            status += b"; detail=stale-if-error" if stored is not None else b""
         if stored is not None:
-            request = ex.head
-            close = ex.close_after or not request.keep_alive or self.client.ctx.draining
-            ex.close_after = close
-            keep_alive_1_0 = request.version == "1.0" and not close
+            state.answered = True  # what the target sends after this head is dropped
             self._out.append(
-                cached_response(
-                    ex,
-                    stored,
-                    lookup.fields,
-                    status,
-                    state.cache.clock(),
-                    close=close,
-                    keep_alive_1_0=keep_alive_1_0,
-                )
+                self.client.stored_answer(ex, stored, lookup.fields, status, state.cache.clock())
             )
             return None
         if state.pending is not None:
@@ -369,8 +363,11 @@ class UpstreamConnection(asyncio.Protocol):
     def on_response_body(self, chunk: bytes) -> None:
         ex = self.ex
         assert ex is not None
-        if ex.cache is not None and ex.cache.pending is not None:
-            ex.cache.on_body(chunk)  # as the target sent it: one entry serves every encoding
+        if ex.cache is not None:
+            if ex.cache.answered:
+                return
+            if ex.cache.pending is not None:
+                ex.cache.on_body(chunk)  # as the target sent it: one entry, every encoding
         if ex.encoder is not None:
             chunk = ex.encoder.compress(chunk)
             if not chunk:

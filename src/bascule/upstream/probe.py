@@ -24,7 +24,7 @@ from bascule.http.head import ResponseHead
 from bascule.net.tls import describe_handshake_error
 from bascule.upstream.target import Target
 
-__all__ = ["BODY_LIMIT", "HttpProbe", "Outcome", "Probe", "TcpProbe"]
+__all__ = ["BODY_LIMIT", "HttpProbe", "Outcome", "Probe", "TcpProbe", "fresh_connection"]
 
 BODY_LIMIT = 64 * 1024
 """Bytes of a check's response body read and searched; a health endpoint says what it has
@@ -65,7 +65,7 @@ def _connect_failure(exc: OSError) -> str:
     return f"connect failed: {exc.strerror or exc}"
 
 
-async def _connect(
+async def fresh_connection(
     target: Target, *, tls: bool = False
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A new connection; with `tls`, TLS as the proxy's own when the upstream has `tls:`."""
@@ -90,7 +90,7 @@ class TcpProbe:
         writer = None
         try:
             async with asyncio.timeout(within):
-                _, writer = await _connect(target)
+                _, writer = await fresh_connection(target)
         except TimeoutError:
             return Outcome(False, f"timeout {format_duration(within)} (no connection)")
         except OSError as exc:
@@ -210,7 +210,7 @@ class HttpProbe:
         connected = False
         try:
             async with asyncio.timeout(within):
-                stream, writer = await _connect(target, tls=True)
+                stream, writer = await fresh_connection(target, tls=True)
                 connected = True
                 writer.write(self.request(target))
                 while not response.full:
