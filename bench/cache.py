@@ -7,27 +7,38 @@ Run from the repository root:
 
 Two nginx backends serve a 1 KB page with `Cache-Control: max-age=600`. In front of them,
 with the pinning and CPU accounting of bench/run.py and one worker each: nginx with
-`proxy_cache` (a keys zone, the cache files under the bench's temporary directory) and
-Bascule with `cache: {}` (memory). After one request warms each cache, wrk asks for the
-same URL: every request is a hit. "proxied" runs each proxy without a cache for
-reference. Results: printed, and bench/results/cache.md.
+`proxy_cache` (a keys zone, the cache files under the bench's temporary directory),
+Bascule with `cache: {}` (memory), and Bascule with `store: redis` on a local
+redis-server (pinned beside wrk; installed with apt-get when missing and root). After
+one request warms each cache, wrk asks for the same URL: every request is a hit.
+"proxied" runs each proxy without a cache for reference. Results: printed, and
+bench/results/cache.md.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import shlex
+import signal
+import socket
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import run as harness
-from run import CaseRun, Pinning, Service, SideBySide, Tools
+from run import HOST, BenchError, CaseRun, Pinning, Service, SideBySide, Tools
 
 RESULTS_FILE = harness.BENCH_DIR / "results" / "cache.md"
 PAGE = "".join(f"<li>cached item {n}</li>\n" for n in range(40))
 FRESH = '        add_header Cache-Control "max-age=600";'
-CASES = (("nginx", "proxied"), ("nginx", "hit"), ("bascule", "proxied"), ("bascule", "hit"))
+CASES = (
+    ("nginx", "proxied"),
+    ("nginx", "hit"),
+    ("bascule", "proxied"),
+    ("bascule", "hit"),
+    ("bascule", "redis hit"),
+)
 
 
 def start_proxies(
@@ -42,6 +53,8 @@ def start_proxies(
         harness.wait_ready(backend)
     ports = (backends[0].port, backends[1].port)
     cache_zone = tmp / "nginx-cache"
+    redis_port = start_redis(tmp, pinning, services)
+    redis_cache = f', cache: {{store: redis, redis: {{url: "redis://{HOST}:{redis_port}/0"}}}}'
     proxies = {
         ("nginx", "proxied"): harness.start_nginx_proxy(tools, tmp, pinning, ports),
         ("nginx", "hit"): harness.start_nginx_proxy(
@@ -57,12 +70,41 @@ def start_proxies(
         ("bascule", "hit"): harness.start_bascule(
             opts.bascule, tmp, pinning, ports, name="bascule-cache", route_extra=", cache: {}"
         ),
+        ("bascule", "redis hit"): harness.start_bascule(
+            opts.bascule, tmp, pinning, ports, name="bascule-redis", route_extra=redis_cache
+        ),
     }
     services += proxies.values()
     for proxy in proxies.values():
         harness.wait_ready(proxy)  # its GET / warms the cache
+        time.sleep(0.2)  # a Redis write goes in the background
         print(f"# {proxy.name}: {shlex.join(proxy.command)}", flush=True)
     return proxies
+
+
+def start_redis(tmp: Path, pinning: Pinning, services: list[Service]) -> int:
+    """A redis-server for the shared store, on the load CPU; its port."""
+    server = harness.find_binary("redis-server")
+    if server is None:
+        harness.install_missing(["redis-server"])
+        server = harness.find_binary("redis-server")
+    if server is None:
+        raise BenchError("redis-server is missing: `sudo apt-get install -y redis-server`")
+    workdir = tmp / "redis"
+    workdir.mkdir()
+    port = harness.free_port()
+    command = [*pinning.load, server, "--port", str(port), "--bind", HOST, "--save", ""]
+    services.append(harness.start_service("redis", command, port, workdir, (signal.SIGTERM,)))
+    deadline = time.monotonic() + harness.READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16) == b"+PONG\r\n":
+                    return port
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"redis-server did not answer on port {port}")
 
 
 def measure(
@@ -91,7 +133,7 @@ def report(
         f"| case | nginx req/s | Bascule req/s | ratio | nginx {mu}s/req | Bascule {mu}s/req |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for case in ("proxied", "hit"):
+    for case in ("proxied", "hit", "redis hit"):
         n_rps, b_rps = median("nginx", case, "rps"), median("bascule", case, "rps")
         n_us, b_us = median("nginx", case, "us_per_req"), median("bascule", case, "us_per_req")
         lines.append(

@@ -1,4 +1,4 @@
-"""`bascule run | check | reload | schema | demo`."""
+"""`bascule run | check | reload | schema | demo | cache purge`."""
 
 from __future__ import annotations
 
@@ -113,6 +113,39 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_purge(args: argparse.Namespace) -> int:
+    """Ask the running instance, through its admin listener, to purge cache keys."""
+    import http.client
+
+    loaded = _load(args.config)
+    if loaded is None:
+        return EXIT_CONFIG
+    admin = loaded.config.admin
+    if admin is None:
+        print(f"{args.config}: purging asks the admin listener; add admin.bind", file=sys.stderr)
+        return EXIT_CONFIG
+    host, port = admin.bind.host, admin.bind.port
+    body = json.dumps({"prefix": args.prefix}).encode()
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=15)
+        conn.request("POST", "/api/cache/purge", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        answer = json.loads(response.read())
+        conn.close()
+    except (OSError, ValueError) as exc:
+        print(f"no Bascule admin listener answered on {admin.bind}: {exc}", file=sys.stderr)
+        return 1
+    if response.status != 200:
+        print(f"purge refused: {answer.get('error', answer)}", file=sys.stderr)
+        return 1
+    workers = answer["workers"]
+    print(
+        f"purged {answer['keys']} key(s) starting with {args.prefix!r} "
+        f"({workers['done']} of {workers['reporting']} worker(s))"
+    )
+    return 0 if workers["done"] == workers["reporting"] else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bascule.demo import run_demo
 
@@ -142,6 +175,14 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.set_defaults(func=cmd_schema)
+    cache = sub.add_parser("cache", help="act on the running instance's caches")
+    cache_sub = cache.add_subparsers(dest="cache_command", required=True)
+    purge = cache_sub.add_parser(
+        "purge", help="remove stored responses whose key starts with PREFIX (every worker)"
+    )
+    purge.add_argument("prefix", help='a cache key or its start, e.g. "https://shop.test/img/"')
+    purge.add_argument("-c", "--config", required=True, help="the running instance's config file")
+    purge.set_defaults(func=cmd_cache_purge)
     demo = sub.add_parser("demo", help="run three demo backends behind Bascule")
     demo.add_argument("--port", type=int, default=8080, help="the proxy's port (default 8080)")
     demo.set_defaults(func=cmd_demo)

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,8 +18,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.backends import named
+from e2e.cache_support import Origin
 from e2e.proxy import config, free_port, wait_until
-from e2e.supervised import Instance, get, listening, running
+from e2e.supervised import BASCULE, Instance, get, listening, running
 
 
 def node(port: int, admin: int, *targets: Any) -> dict[str, Any]:
@@ -149,3 +151,51 @@ def test_the_admin_listener_refuses_what_it_does_not_serve(backend, tmp_path):
             sock.sendall(b"NONSENSE\r\n\r\n")
             assert sock.recv(100).startswith(b"HTTP/1.1 400 ")
         assert admin_get(admin, "/api/status")[0] == 200  # still serving
+
+
+def test_bascule_cache_purge_empties_every_workers_cache(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    origin = Origin(("Cache-Control", "max-age=600"))
+    cfg = node(port, admin, backend(origin.respond))
+    cfg["routes"][1]["cache"] = {}  # the app route (the first answers /ready)
+    with running(cfg, tmp_path) as bascule:
+        started(bascule, admin)
+        for _ in range(20):  # new connections: both workers fill their own cache
+            get(port, "/page")
+        assert all(b"Cache-Status: bascule; hit" in get(port, "/page") for _ in range(10))
+        command = [*BASCULE, "cache", "purge", "http://x/page", "-c", str(bascule.path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert "purged 2 key(s) starting with 'http://x/page' (2 of 2 worker(s))" in done.stdout
+        before = len(origin.seen)
+        answers = [get(port, "/page") for _ in range(10)]
+        assert any(b"fwd=uri-miss" in a for a in answers)
+        assert len(origin.seen) > before
+        assert admin_get(admin, "/api/cache/purge")[0] == 405
+        assert admin_post(admin, "/api/cache/purge", b"not json")[0] == 400
+        status, body = admin_post(admin, "/api/cache/purge", b'{"prefix": "http://none/"}')
+        assert (status, json.loads(body)["keys"]) == (200, 0)
+
+
+def test_cache_purge_needs_the_admin_listener(tmp_path):
+    path = tmp_path / "bascule.yaml"
+    path.write_text(json.dumps(config(1, **listening(free_port()))))
+    done = subprocess.run(
+        [*BASCULE, "cache", "purge", "http://", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2
+    assert "add admin.bind" in done.stderr
+
+
+def admin_post(admin: int, path: str, body: bytes) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {len(body)}\r\n\r\n"
+        sock.sendall(head.encode() + body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head_bytes, _, answer = data.partition(b"\r\n\r\n")
+    return int(head_bytes.split(b" ")[1]), answer

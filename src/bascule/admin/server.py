@@ -12,9 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +28,18 @@ __all__ = ["AdminApi", "Answer", "serve_admin"]
 log = logging.getLogger("bascule.admin")
 
 MAX_HEAD = 16 * 1024
+MAX_BODY = 64 * 1024
 READ_TIMEOUT = 10.0
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+PURGE_WAIT = 5.0  # seconds a purge waits for every worker to report it done
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    500: "Internal Server Error",
+}
+_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,9 @@ class Answer:
     status: int
     body: bytes
     content_type: str = "application/json"
+
+
+Handler = Callable[[bytes], Awaitable[Answer]]
 
 
 def _json(status: int, document: Any) -> Answer:
@@ -51,23 +65,49 @@ class AdminApi:
 
     def __init__(self, directory: TelemetryDir) -> None:
         self.directory = directory
-        self.routes: dict[str, Callable[[], Answer]] = {
-            "/metrics": self.metrics,
-            "/api/status": self.status,
+        self.routes: dict[str, tuple[str, Handler]] = {
+            "/metrics": ("GET", self.metrics),
+            "/api/status": ("GET", self.status),
+            "/api/cache/purge": ("POST", self.purge),
         }
 
-    def answer(self, method: str, path: str) -> Answer:
-        handler = self.routes.get(path.partition("?")[0])
-        if handler is None:
+    async def answer(self, method: str, path: str, body: bytes) -> Answer:
+        found = self.routes.get(path.partition("?")[0])
+        if found is None:
             return _error(404, f"no admin endpoint at {path}; try {', '.join(self.routes)}")
-        if method not in ("GET", "HEAD"):
-            return _error(405, f"{path} answers GET only")
-        return handler()
+        allowed, handler = found
+        if method != allowed and not (method == "HEAD" and allowed == "GET"):
+            return _error(405, f"{path} answers {allowed} only")
+        return await handler(body)
 
-    def metrics(self) -> Answer:
+    async def metrics(self, _: bytes) -> Answer:
         return Answer(200, exposition(self.directory), CONTENT_TYPE)
 
-    def status(self) -> Answer:
+    async def purge(self, body: bytes) -> Answer:
+        """Purge the cache keys starting with a prefix, in every worker; answer once every
+        worker has (or after PURGE_WAIT, saying which have not)."""
+        try:
+            prefix = json.loads(body)["prefix"]
+        except (ValueError, TypeError, KeyError):
+            prefix = None
+        if not isinstance(prefix, str):
+            return _error(400, 'expected a JSON body such as {"prefix": "https://shop.test/"}')
+        number = self.directory.request_purge(prefix)
+        deadline = time.monotonic() + PURGE_WAIT
+        while True:
+            reports = [s.get("purged", [0, 0]) for s in self.directory.live()]
+            done = [keys for last, keys in reports if last >= number]
+            if len(done) == len(reports) or time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        document = {
+            "prefix": prefix,
+            "keys": sum(done),
+            "workers": {"done": len(done), "reporting": len(reports)},
+        }
+        return _json(200, document)
+
+    async def status(self, _: bytes) -> Answer:
         node = self.directory.read("node.json") or {}
         totals = self.directory.totals()
         started = node.get("started")
@@ -94,10 +134,17 @@ async def serve_admin(api: AdminApi, sock: socket.socket, stop: asyncio.Event) -
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
+                length = _LENGTH.search(head)
+                size = int(length.group(1)) if length else 0
+                if size > MAX_BODY:
+                    raise _TooLarge
+                body = await reader.readexactly(size) if size else b""
             head_only = head.startswith(b"HEAD ")
-            answer = _parse_and_answer(api, head)
+            answer = await _parse_and_answer(api, head, body)
+        except _TooLarge:
+            answer = _error(413, f"an admin request body is at most {MAX_BODY} bytes")
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-            answer = _error(400, "expected one HTTP/1.1 request head")
+            answer = _error(400, "expected one HTTP/1.1 request")
         except Exception:  # a bug must not take the admin listener down
             log.exception("admin request failed")
             answer = _error(500, "internal error; see the log")
@@ -111,12 +158,16 @@ async def serve_admin(api: AdminApi, sock: socket.socket, stop: asyncio.Event) -
         await stop.wait()
 
 
-def _parse_and_answer(api: AdminApi, head: bytes) -> Answer:
+class _TooLarge(Exception):
+    pass
+
+
+async def _parse_and_answer(api: AdminApi, head: bytes, body: bytes) -> Answer:
     line = head[: head.find(b"\r\n")].decode("latin-1")
     parts = line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
         return _error(400, "expected a request line such as GET /metrics HTTP/1.1")
-    return api.answer(parts[0], parts[1])
+    return await api.answer(parts[0], parts[1], body)
 
 
 def _response(answer: Answer, *, head_only: bool) -> bytes:

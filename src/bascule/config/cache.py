@@ -32,13 +32,17 @@ class RedisStore(Section):
 
     url: str = Field(default="redis://127.0.0.1:6379/0", description="redis:// or rediss:// URL.")
     prefix: str = Field(default="bascule:", description="Put before every key in Redis.")
+    timeout: Duration = Field(
+        default=0.5,
+        description="A read or write that takes longer is a miss; the cache is bypassed.",
+    )
 
 
 class Cache(Section):
     """Store the upstream's cacheable responses and answer from them (RFC 9111)."""
 
     store: Literal["memory", "redis"] = Field(
-        default="memory", description="memory: per worker process; redis: shared."
+        default="memory", description="memory: per worker process; redis: shared by all."
     )
     max_size: Size = Field(default=256 * 1024 * 1024, description="Bytes the memory store holds.")
     max_object: Size = Field(

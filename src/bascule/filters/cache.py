@@ -44,7 +44,7 @@ from bascule.filters.cache_policy import (
     parse_cache_control,
     storable,
 )
-from bascule.filters.cache_store import Entry, MemoryStore
+from bascule.filters.cache_store import Entry, MemoryStore, Store
 from bascule.http.head import RequestHead, ResponseHead
 
 __all__ = ["CacheExchange", "HttpCache", "Lookup", "Outcome", "etag_matches"]
@@ -123,7 +123,7 @@ class HttpCache:
 
     def __init__(
         self,
-        store: MemoryStore,
+        store: Store,
         *,
         max_object: int,
         key_template: str,
@@ -132,13 +132,15 @@ class HttpCache:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        self.local = store if isinstance(store, MemoryStore) else None  # read at once
         # request lines not sent upstream: the route's, and the client's validators (rule 4)
         self.request_remove = request_remove
         self.max_object = max_object
         self.key_template = key_template
         self.collapse_timeout = collapse_timeout
         self.clock = clock
-        self.fetching: dict[str, asyncio.Future[None]] = {}
+        # the misses on their way to the target, by key; each resolves to what it stored
+        self.fetching: dict[str, asyncio.Future[Entry | None]] = {}
         self.refreshing: set[str] = set()  # keys revalidated in the background now
         self._keys: dict[tuple[bytes, bytes, bytes], str] = {}
 
@@ -159,15 +161,28 @@ class HttpCache:
         return key
 
     def lookup(self, head: RequestHead, scheme: bytes) -> Lookup:
-        """What to do with a request (rules 1-4)."""
+        """What to do with a request (rules 1-5), with a local store."""
+        assert self.local is not None
+        started = self.begin(head, scheme)
+        if isinstance(started, Lookup):
+            return started
+        key, fields = started
+        return self.decide(head, key, fields, self.local.get(key))
+
+    def begin(self, head: RequestHead, scheme: bytes) -> Lookup | tuple[str, Fields]:
+        """A bypass, decided already; or the key and request headers that `decide` needs
+        with the variants stored under the key."""
         key = self.key(scheme, head.host, head.target)
         if head.method not in _CACHED_METHODS:
             return Lookup(Outcome.BYPASS, key, b"fwd=bypass")
         fields = request_fields(head)
         if b"range" in fields:
             return Lookup(Outcome.BYPASS, key, b"fwd=bypass", fields=fields)
+        return key, fields
+
+    def decide(self, head: RequestHead, key: str, fields: Fields, variants: list[Entry]) -> Lookup:
+        """What to do with a request, given the variants stored under its key."""
         request = _request_directives(fields)
-        variants = self.store.get(key)
         entry = _select(variants, fields, head)
         if entry is None:
             miss = b"fwd=vary-miss" if variants else b"fwd=uri-miss"
@@ -198,9 +213,13 @@ class HttpCache:
             if target is not None:
                 self.store.delete(self.key(scheme, request.host, target))
 
-    def purge(self, prefix: str) -> int:
+    async def purge(self, prefix: str) -> int:
         """Delete every stored response whose key starts with `prefix`; how many keys."""
-        return self.store.purge(prefix)
+        return await self.store.purge(prefix)
+
+    async def close(self) -> None:
+        """Finish the store's writes in flight and let go of its connections."""
+        await self.store.close()
 
 
 def _request_directives(fields: Fields) -> CacheControl:
@@ -292,7 +311,7 @@ class CacheExchange:
         self.entry: Entry | None = None  # stored (or refreshed) once the response ended
         self._parts: list[bytes] = []
         self._recorded = 0
-        self.fetch: asyncio.Future[None] | None = None  # others wait on it (rule 6)
+        self.fetch: asyncio.Future[Entry | None] | None = None  # others wait on it (rule 6)
         self.answered = False  # a stored response answered; the target's body is dropped
 
     def lead(self) -> None:
@@ -309,7 +328,7 @@ class CacheExchange:
             if self.cache.fetching.get(self.lookup.key) is fetch:
                 del self.cache.fetching[self.lookup.key]
             if not fetch.done():
-                fetch.set_result(None)
+                fetch.set_result(self.entry)
 
     def on_response_head(self, response: ResponseHead) -> Entry | None:
         """Decide what the cache does with the target's answer. Returns the stored entry to

@@ -16,7 +16,7 @@ from time import monotonic
 from typing import cast
 
 from bascule.balancing import PickContext
-from bascule.filters.cache import CacheExchange, Fields, HttpCache, Outcome
+from bascule.filters.cache import CacheExchange, Fields, HttpCache, Lookup, Outcome
 from bascule.filters.cache_store import Entry
 from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
@@ -363,7 +363,28 @@ class DownstreamConnection(asyncio.Protocol):
     def _through_cache(self, ex: Exchange, cache: HttpCache) -> bool:
         """Let the route's cache see `ex`: True if it answers (or will), False if the
         request goes to the target now, with `ex.cache` to record or check its answer."""
-        lookup = cache.lookup(ex.head, self.ctx.scheme)
+        if cache.local is not None:
+            return self._after_lookup(ex, cache, cache.lookup(ex.head, self.ctx.scheme))
+        started = cache.begin(ex.head, self.ctx.scheme)
+        if isinstance(started, Lookup):
+            return self._after_lookup(ex, cache, started)
+        self._pause(_CONNECTING)
+        self.loop.create_task(self._look_up_shared(ex, cache, *started))
+        return True
+
+    async def _look_up_shared(
+        self, ex: Exchange, cache: HttpCache, key: str, fields: Fields
+    ) -> None:
+        """The shared store answers after a round trip; meanwhile the client waits."""
+        variants = await cache.store.fetch(key)
+        if self.ex is not ex or self.transport is None:
+            return
+        self._resume(_CONNECTING)
+        if not self._after_lookup(ex, cache, cache.decide(ex.head, key, fields, variants)):
+            self._send_upstream(ex)
+
+    def _after_lookup(self, ex: Exchange, cache: HttpCache, lookup: Lookup) -> bool:
+        """Act on what the cache found: answer from it, or let the request go on (False)."""
         outcome = lookup.outcome
         if outcome is Outcome.HIT:
             assert lookup.entry is not None
@@ -381,23 +402,31 @@ class DownstreamConnection(asyncio.Protocol):
             fetch = cache.fetching.get(lookup.key)
             if fetch is not None:
                 self._pause(_CONNECTING)
-                self.loop.create_task(self._wait_for_fetch(ex, cache, fetch))
+                self.loop.create_task(self._wait_for_fetch(ex, cache, lookup, fetch))
                 return True
             ex.cache.lead()
         return False
 
     async def _wait_for_fetch(
-        self, ex: Exchange, cache: HttpCache, fetch: asyncio.Future[None]
+        self, ex: Exchange, cache: HttpCache, lookup: Lookup, fetch: asyncio.Future[Entry | None]
     ) -> None:
-        """Another exchange is fetching this key: take its answer from the cache."""
+        """Another exchange is fetching this key: take its answer (rule 6 of the cache)."""
+        stored = None
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(cache.collapse_timeout):
-                await asyncio.shield(fetch)
+                stored = await asyncio.shield(fetch)
         if self.ex is not ex or self.transport is None:
             return
         self._resume(_CONNECTING)
-        if self._through_cache(ex, cache):
+        if stored is not None:
+            again = cache.decide(ex.head, lookup.key, lookup.fields, [stored])
+            if self._after_lookup(ex, cache, again):
+                return
+        elif self._through_cache(ex, cache):
             return
+        self._send_upstream(ex)
+
+    def _send_upstream(self, ex: Exchange) -> None:
         plan = ex.plan
         assert plan is not None and plan.upstream is not None
         plan.upstream.retry.budget.request()

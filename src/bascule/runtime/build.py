@@ -10,7 +10,7 @@ from pathlib import Path
 from bascule import config as cfg
 from bascule.balancing import BalancerSettings, TargetState
 from bascule.filters.cache import HttpCache
-from bascule.filters.cache_store import MemoryStore
+from bascule.filters.cache_store import MemoryStore, Store
 from bascule.filters.compress import Compression
 from bascule.filters.header_edits import HeaderEdits
 from bascule.filters.path_rewrite import PathRewrite
@@ -283,12 +283,42 @@ def _edits(spec: cfg.HeaderEdits, also_set: dict[str, str] | None = None) -> Hea
     return HeaderEdits(set=to_set, add=spec.add, remove=spec.remove)
 
 
+def build_caches(config: cfg.Config) -> dict[str, HttpCache]:
+    """The cache of each route that has one, by route name: one per worker, shared by the
+    worker's listeners."""
+    caches = {}
+    for spec in config.routes:
+        settings = spec.cache
+        if settings is None:
+            continue
+        store: Store
+        if settings.store == "redis":
+            from bascule.filters.cache_redis import RedisStore  # redis-py, only when used
+
+            store = RedisStore(settings.redis.url, settings.redis.prefix, settings.redis.timeout)
+        else:
+            store = MemoryStore(settings.max_size)
+        not_sent = _edits(spec.headers.request).removal_pattern(
+            also=(b"if-none-match", b"if-modified-since")
+        )
+        assert not_sent is not None
+        caches[spec.name] = HttpCache(
+            store,
+            max_object=settings.max_object,
+            key_template=settings.key,
+            collapse_timeout=settings.collapse_timeout,
+            request_remove=not_sent,
+        )
+    return caches
+
+
 def build_plan(
     route: Route,
     spec: cfg.Route,
     upstreams: dict[str, Upstream],
     selections: dict[str, Selection],
     response_set: dict[str, str] | None = None,
+    cache: HttpCache | None = None,
 ) -> RoutePlan:
     """`response_set`: headers set on every response, unless the route edits them (HSTS)."""
     rewrite = None
@@ -312,17 +342,6 @@ def build_plan(
             spec.compress.types,
             spec.compress.level.model_dump(),
             removed,
-        )
-    cache = None
-    if spec.cache is not None:
-        not_sent = request.removal_pattern(also=(b"if-none-match", b"if-modified-since"))
-        assert not_sent is not None
-        cache = HttpCache(
-            MemoryStore(spec.cache.max_size),
-            max_object=spec.cache.max_object,
-            key_template=spec.cache.key,
-            collapse_timeout=spec.cache.collapse_timeout,
-            request_remove=not_sent,
         )
     respond_lines = b""
     if isinstance(route.action, Respond):
@@ -348,6 +367,7 @@ def build_listener_context(
     upstreams: dict[str, Upstream],
     access_log: AccessLog,
     selections: dict[str, Selection],
+    caches: dict[str, HttpCache] | None = None,
 ) -> ListenerContext:
     routes: list[Route] = []
     plans: dict[Route, RoutePlan] = {}
@@ -356,7 +376,8 @@ def build_listener_context(
     for spec in config.routes:
         route = build_route(spec)
         routes.append(route)
-        plans[route] = build_plan(route, spec, upstreams, selections, response_set)
+        cache = caches.get(spec.name) if caches is not None else None
+        plans[route] = build_plan(route, spec, upstreams, selections, response_set, cache)
     router = Router(routes).for_listener(listener.name)
     return ListenerContext(
         listener.name,

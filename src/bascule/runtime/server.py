@@ -9,14 +9,17 @@ import signal
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from bascule import config as cfg
+from bascule.filters.cache import HttpCache
 from bascule.net import tls
 from bascule.net.listener import listen, raise_open_file_limit
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
 from bascule.runtime.build import (
+    build_caches,
     build_discovery,
     build_listener_context,
     build_selections,
@@ -26,7 +29,7 @@ from bascule.runtime.build import (
 from bascule.tcp import ClientConnection, TcpListenerContext
 from bascule.telemetry.access_log import AccessLog
 from bascule.telemetry.metrics import ListenerMetrics, WorkerMetrics
-from bascule.telemetry.node import SnapshotWriter, TelemetryDir
+from bascule.telemetry.node import SnapshotWriter, TelemetryDir, follow_purges
 from bascule.upstream.guard import Guards
 from bascule.upstream.health_board import HealthBoard
 
@@ -43,12 +46,6 @@ def check_supported(config: cfg.Config) -> None:
     unusable = tls.problems(config)  # certificate, key and CA files, read as run reads them
     if unusable:
         raise Unsupported("\n  ".join(["TLS files that cannot be used:", *unusable]))
-    shared = [r.name for r in config.routes if r.cache is not None and r.cache.store == "redis"]
-    if shared:
-        raise Unsupported(
-            f"route {shared[0]}: cache store redis is not served by this release yet; "
-            "use store: memory"
-        )
 
 
 def _factory(ctx: ListenerContext | TcpListenerContext) -> Callable[[], asyncio.Protocol]:
@@ -91,6 +88,7 @@ async def serve(
     access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
     upstreams = build_upstreams(config)
     selections = build_selections(config, upstreams)
+    caches = build_caches(config)
     discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
     # health checks (here, or followed on the board) and outlier detection
     guards = (
@@ -101,6 +99,7 @@ async def serve(
     metrics = WorkerMetrics()
     metrics.watch_upstreams(upstreams.values())
     snapshots = SnapshotWriter(metrics, telemetry) if telemetry is not None else None
+    purging: asyncio.Task[None] | None = None
     contexts: list[ListenerContext | TcpListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
@@ -112,7 +111,7 @@ async def serve(
             ctx = (
                 build_tcp_listener_context(spec, config, upstreams, access_log)
                 if spec.protocol == "tcp"
-                else build_listener_context(spec, config, upstreams, access_log, selections)
+                else build_listener_context(spec, config, upstreams, access_log, selections, caches)
             )
             sock = sockets.get(spec.name) if sockets is not None else None
             server = await listen(
@@ -143,6 +142,8 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         if snapshots is not None:
             snapshots.start()
+            if caches:
+                purging = loop.create_task(_follow_purges(telemetry, caches, metrics, snapshots))
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
@@ -153,14 +154,39 @@ async def serve(
     finally:
         for server in servers:
             server.close()
+        if purging is not None:
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
         if snapshots is not None:
             await snapshots.stop()  # the last one: every request this worker answered
         await guards.stop()
         await discovery.stop()
         for upstream in upstreams.values():
             upstream.close()
+        for cache in caches.values():
+            await cache.close()
         access_log.close()
     return 0
+
+
+def _follow_purges(
+    telemetry: TelemetryDir | None,
+    caches: dict[str, HttpCache],
+    metrics: WorkerMetrics,
+    snapshots: SnapshotWriter,
+) -> Coroutine[Any, Any, None]:
+    """Carry out the cache purges the admin process asks for, and report each at once."""
+    assert telemetry is not None
+
+    async def purge(prefix: str) -> int:
+        return sum([await cache.purge(prefix) for cache in caches.values()])
+
+    def done(number: int, keys: int) -> None:
+        metrics.purged = (number, keys)
+        snapshots.write()
+
+    return follow_purges(telemetry, purge, done)
 
 
 async def _drain(

@@ -75,6 +75,7 @@ class WorkerMetrics:
     def __init__(self) -> None:
         self.listeners: list[ListenerMetrics] = []
         self.upstreams: list[Upstream] = []
+        self.purged = (0, 0)  # the last cache purge carried out, and the keys it removed
 
     def add(self, metrics: ListenerMetrics, live: _Live) -> None:
         """Report a listener's counters, and the connections `live` has open."""
@@ -92,6 +93,7 @@ class WorkerMetrics:
         - `bytes`: [listener, received, sent]
         - `connections`: [listener, open now]
         - `targets`: [upstream, target, available now (0/1), in flight now]
+        - `purged`: [the last cache purge carried out, keys it removed]
         """
         requests, durations, transferred, connections = [], [], [], []
         for listener in self.listeners:
@@ -119,6 +121,7 @@ class WorkerMetrics:
             "bytes": transferred,
             "connections": connections,
             "targets": targets,
+            "purged": list(self.purged),
         }
 
 

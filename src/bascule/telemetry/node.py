@@ -6,7 +6,9 @@ exits). In it:
 - `worker-<pid>.json`: a worker's snapshot (`telemetry.metrics`), replaced atomically once
   a second and as the worker exits;
 - `retired.json`: the counters of every worker gone, and the pids folded into them;
-- `node.json`: what the supervisor says of the node (`NodeStatus`: start, config, reloads).
+- `node.json`: what the supervisor says of the node (start, config, reloads);
+- `purges.json`: cache purges the admin process asked for, numbered; every worker
+  carries them out (`follow_purges`) and reports the last one done in its snapshot.
 
 Rules, so that node counters never go down (Prometheus would read that as a restart):
 
@@ -27,18 +29,28 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bascule.telemetry.metrics import Snapshot, WorkerMetrics
 
-__all__ = ["KEEP_FOLDED", "WRITE_EVERY", "NodeTotals", "SnapshotWriter", "TelemetryDir"]
+__all__ = [
+    "KEEP_FOLDED",
+    "WRITE_EVERY",
+    "NodeTotals",
+    "SnapshotWriter",
+    "TelemetryDir",
+    "follow_purges",
+]
 
 log = logging.getLogger("bascule.telemetry")
 
 WRITE_EVERY = 1.0  # seconds between a worker's snapshots: what a crash can lose
 KEEP_FOLDED = 10.0  # seconds a folded worker's file is kept (rule 1)
+PURGE_EVERY = 0.2  # seconds between a worker's looks at purges.json
+PURGES_KEPT = 100  # requests kept in purges.json; a worker started later needs none
 
 RequestKey = tuple[str, str, str, str, int]  # listener, route, upstream, target, code
 
@@ -146,21 +158,62 @@ class TelemetryDir:
         folded = retired.get("folded", {})
         totals = NodeTotals()
         totals.add_counters(retired)
-        for entry in self.path.glob("worker-*.json"):
-            pid = entry.name[len("worker-") : -len(".json")]
-            if pid in folded:
-                continue
-            snapshot = self.read(entry.name)
-            if snapshot is None:
-                continue
+        for snapshot in self.live(folded):
             totals.add_counters(snapshot)
             totals.add_gauges(snapshot)
             totals.workers += 1
         return totals
 
+    # -- cache purges ----------------------------------------------------------------------
+
+    def request_purge(self, prefix: str) -> int:
+        """Ask every worker to purge the cache keys starting with `prefix`; its number.
+        The admin process is the only writer."""
+        purges = self.read("purges.json") or {"last": 0, "requests": []}
+        number = int(purges["last"]) + 1
+        requests = [*purges["requests"], [number, prefix]][-PURGES_KEPT:]
+        self.write("purges.json", {"last": number, "requests": requests})
+        return number
+
+    def purges_after(self, number: int) -> list[tuple[int, str]]:
+        """The purges asked for after purge `number`."""
+        purges = self.read("purges.json") or {"requests": []}
+        return [(int(n), str(prefix)) for n, prefix in purges["requests"] if n > number]
+
+    def last_purge(self) -> int:
+        purges = self.read("purges.json") or {"last": 0}
+        return int(purges["last"])
+
+    def live(self, folded: Iterable[str] | None = None) -> Iterator[Snapshot]:
+        """The snapshots of the workers not folded yet (alive, or just gone)."""
+        skip = set(self._retired().get("folded", {}) if folded is None else folded)
+        for entry in self.path.glob("worker-*.json"):
+            if entry.name[len("worker-") : -len(".json")] in skip:
+                continue
+            snapshot = self.read(entry.name)
+            if snapshot is not None:
+                yield snapshot
+
     def _retired(self) -> Snapshot:
         retired = self.read("retired.json")
         return retired if isinstance(retired, dict) else {}
+
+
+async def follow_purges(
+    directory: TelemetryDir,
+    purge: Callable[[str], Awaitable[int]],
+    done: Callable[[int, int], None],
+) -> None:
+    """A worker's side of purging: carry out each new request with `purge(prefix)` (keys
+    removed), then `done(number, keys)`. Requests older than the worker are not its own:
+    its caches started empty."""
+    seen = directory.last_purge()
+    while True:
+        await asyncio.sleep(PURGE_EVERY)
+        for number, prefix in directory.purges_after(seen):
+            removed = await purge(prefix)
+            seen = number
+            done(number, removed)
 
 
 class SnapshotWriter:

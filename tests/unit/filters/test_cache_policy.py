@@ -3,6 +3,7 @@ long a response stays fresh and how old it is; and the memory store's bounds."""
 
 from __future__ import annotations
 
+import asyncio
 from email.utils import formatdate
 
 import pytest
@@ -137,7 +138,7 @@ def test_variants_share_a_key_and_a_same_vary_replaces() -> None:
     store.put("k", entry(b"en again", english))
     assert sorted(e.body for e in store.get("k")) == [b"en again", b"fr"]
     assert len(store) == 2
-    assert store.purge("k") == 1
+    assert asyncio.run(store.purge("k")) == 1
     assert store.size == 0
 
 
@@ -146,3 +147,20 @@ def test_an_entry_larger_than_the_store_is_not_kept() -> None:
     store.put("big", entry(b"x" * 2000))
     assert store.get("big") == []
     assert store.size == 0
+
+
+def test_an_entry_survives_its_record_and_garbage_is_refused() -> None:
+    original = Entry(
+        200,
+        b" 200 OK",
+        b'\r\nETag: "x"\r\nX-\xe9: y',
+        b"body",
+        fresh("max-age=60", age=b"3"),
+        vary=((b"accept-language", b"en"), (b"cookie", None)),
+        etag=b'"x"',
+        stale_while_revalidate=30,
+    )
+    copy = Entry.from_record(original.record(), b"body")
+    assert copy == original
+    with pytest.raises(ValueError, match="not a stored response"):
+        Entry.from_record(b'{"status": 200}', b"")
