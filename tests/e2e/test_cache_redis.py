@@ -71,6 +71,7 @@ def test_keys_expire_with_their_entries(backend, bascule, server):
     (meta,) = client.keys("shop:k:*")
     assert meta == b"shop:k:http://shop.test/page"
     assert 55 <= client.ttl(meta) <= 60  # max-age, no validator: no grace
+    assert client.keys("shop:b:*") == []  # a small body lives in the variant's record
     client.close()
 
 

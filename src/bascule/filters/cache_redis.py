@@ -3,9 +3,11 @@
 Layout, under the configured prefix (`bascule:` by default):
 
 - `<prefix>k:<cache key>`: a hash, one field per variant (a digest of its Vary values),
-  each holding the variant's status, headers and freshness as JSON (`Entry.record`);
-- `<prefix>b:<variant digest>:<n>`: the body in chunks of `CHUNK` bytes, so a large body
-  is never one huge Redis value.
+  each holding `<chunks>|<JSON length>|<JSON><body>`: the variant's status, headers and
+  freshness (`Entry.record`), then its body when it fits in `INLINE` bytes (chunks 0),
+  so that most hits cost one round trip;
+- `<prefix>b:<variant digest>:<n>`: a larger body in chunks of `CHUNK` bytes, so a large
+  body is never one huge Redis value.
 
 Every key expires with its entry: the response's freshness lifetime plus its
 stale-while-revalidate / stale-if-error windows, plus `REVALIDATE_GRACE` when it has a
@@ -37,6 +39,8 @@ __all__ = ["CHUNK", "REVALIDATE_GRACE", "RedisStore"]
 log = logging.getLogger("bascule.cache")
 
 CHUNK = 256 * 1024
+INLINE = 64 * 1024
+DECODED_KEPT = 1024  # variants whose decoded entry is kept
 REVALIDATE_GRACE = 3600  # seconds a stale entry with a validator is kept to revalidate
 BACKOFF = 1.0  # seconds the cache is bypassed after Redis failed
 WARN_EVERY = 10.0  # seconds between two warnings about Redis
@@ -69,12 +73,15 @@ class RedisStore:
         self._down_until = 0.0
         self._warned_at = -math.inf
         self._writes: set[asyncio.Task[None]] = set()
+        # the last entry decoded per variant, with the value it came from: a hot key's
+        # JSON and dates are read once, not at every hit
+        self._decoded: dict[bytes, tuple[bytes, Entry]] = {}
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:  # made in the worker, on its loop, at first use
-            self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
-            )
+            # reads and writes are bounded by `_guarded`'s timeout; a second one per socket
+            # operation inside redis-py would only cost time
+            self._client = aioredis.Redis.from_url(self.url, socket_connect_timeout=self.timeout)
         return self._client
 
     def _meta(self, key: str) -> str:
@@ -109,39 +116,60 @@ class RedisStore:
             records = cast(dict[bytes, bytes], await client.hgetall(self._meta(key)))
             if not records:
                 return []
-            found: list[tuple[bytes, int]] = []
+            entries: list[Entry] = []
+            chunked: list[tuple[int, bytes, bytes]] = []  # chunks, JSON, variant
             names: list[str] = []
-            for variant, record in records.items():
-                chunks = int(record.split(b"|", 1)[0])
-                found.append((variant, chunks))
-                names += [self._chunk(variant.decode(), i) for i in range(chunks)]
+            for variant, value in records.items():
+                known = self._decoded.get(variant)
+                if known is not None and known[0] == value:
+                    entries.append(known[1])
+                    continue
+                count, length, rest = value.split(b"|", 2)
+                chunks, size = int(count), int(length)
+                if chunks:
+                    chunked.append((chunks, rest[:size], variant))
+                    names += [self._chunk(variant.decode(), i) for i in range(chunks)]
+                    continue
+                entry = self._decode(rest[:size], rest[size:])
+                if entry is not None:
+                    self._remember(variant, value, entry)
+                    entries.append(entry)
             bodies = cast(list[bytes | None], await client.mget(names)) if names else []
-            entries, at = [], 0
-            for variant, chunks in found:
+            at = 0
+            for chunks, record, _ in chunked:
                 parts = [part for part in bodies[at : at + chunks] if part is not None]
                 at += chunks
-                if len(parts) < chunks:
-                    continue  # a chunk expired or was evicted: the variant is gone
-                record = records[variant].split(b"|", 1)[1]
-                try:
-                    entries.append(Entry.from_record(record, b"".join(parts)))
-                except ValueError:
-                    continue
+                if len(parts) == chunks:  # else a chunk expired: the variant is gone
+                    entry = self._decode(record, b"".join(parts))
+                    if entry is not None:
+                        entries.append(entry)
             return entries
 
         return await self._guarded("read", read, [])
+
+    def _decode(self, record: bytes, body: bytes) -> Entry | None:
+        try:
+            return Entry.from_record(record, body)
+        except ValueError:
+            return None  # not written by this version: a miss, overwritten when stored
+
+    def _remember(self, variant: bytes, value: bytes, entry: Entry) -> None:
+        if len(self._decoded) >= DECODED_KEPT:
+            self._decoded.clear()
+        self._decoded[variant] = (value, entry)
 
     def put(self, key: str, entry: Entry) -> None:
         async def write() -> None:
             variant, ttl = _variant(key, entry), _ttl(entry)
             body = entry.body
-            chunks = max(1, math.ceil(len(body) / CHUNK))
             pipe = self._redis().pipeline(transaction=False)
+            chunks = 0 if len(body) <= INLINE else math.ceil(len(body) / CHUNK)
             for index in range(chunks):
-                pipe.set(
-                    self._chunk(variant, index), body[index * CHUNK : (index + 1) * CHUNK], ex=ttl
-                )
-            pipe.hset(self._meta(key), variant, f"{chunks}|{entry.record()}")
+                piece = body[index * CHUNK : (index + 1) * CHUNK]
+                pipe.set(self._chunk(variant, index), piece, ex=ttl)
+            record = entry.record().encode()
+            value = b"%d|%d|%b%b" % (chunks, len(record), record, body if chunks == 0 else b"")
+            pipe.hset(self._meta(key), variant, value)
             pipe.expire(self._meta(key), ttl)
             await pipe.execute()
 
