@@ -52,7 +52,7 @@ class Instance:
 @contextmanager
 def running(cfg: dict[str, Any], tmp_path: Path) -> Iterator[Instance]:
     path, pid_file = tmp_path / "bascule.yaml", tmp_path / "bascule.pid"
-    cfg = {**cfg, "access_log": {"enabled": False}, "state_dir": str(tmp_path / "state")}
+    cfg = {"access_log": {"enabled": False}, **cfg, "state_dir": str(tmp_path / "state")}
     path.write_text(json.dumps(cfg))
     proc = subprocess.Popen(
         [*BASCULE, "run", "-c", str(path), "--pid-file", str(pid_file)],

@@ -42,6 +42,9 @@ class AccessLog(Section):
 
     enabled: bool = True
     path: str = Field(default="-", description='"-" for stdout, otherwise a file path.')
+    format: Literal["json", "combined"] = Field(
+        default="json", description="json: one object per line; combined: nginx's format."
+    )
 
 
 class Config(Section):

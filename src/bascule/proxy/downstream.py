@@ -32,7 +32,6 @@ from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
 from bascule.routing.host import normalize_host
-from bascule.telemetry.access_log import AccessLog
 from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectTimeout
 from bascule.upstream.target import Target
@@ -105,7 +104,7 @@ class DownstreamConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer_ip = self.client_ip = peer[0].encode() if peer else b"-"
         self.peer_trusted = self.ctx.trusted_proxies.trusts(self.peer_ip)
-        self.log_prefix = AccessLog.client_prefix(self.client_ip)
+        self.log_prefix = self.ctx.access_log.client_prefix(self.client_ip)
         self._pick = PickContext(self.client_ip)
         if self.ctx.client_certificates:
             subject = client_subject(transport.get_extra_info("ssl_object"))
@@ -760,7 +759,7 @@ class DownstreamConnection(asyncio.Protocol):
         """The client of the requests that follow, as a trusted proxy names it."""
         if client_ip != self.client_ip:
             self.client_ip = client_ip
-            self.log_prefix = AccessLog.client_prefix(client_ip)
+            self.log_prefix = self.ctx.access_log.client_prefix(client_ip)
             self._pick = PickContext(client_ip)
 
     def _pause(self, reason: int) -> None:

@@ -85,7 +85,8 @@ async def serve(
         )
     open_files = raise_open_file_limit()
     log.info("open files limit: %d (about %d concurrent exchanges)", open_files, open_files // 2)
-    access_log = AccessLog.open(config.access_log.enabled, config.access_log.path)
+    spec_log = config.access_log
+    access_log = AccessLog.open(spec_log.enabled, spec_log.path, spec_log.format)
     upstreams = build_upstreams(config)
     selections = build_selections(config, upstreams)
     caches = build_caches(config)
@@ -140,6 +141,8 @@ async def serve(
         )
         for sig in signals:
             loop.add_signal_handler(sig, stop.set)
+        if signals:
+            loop.add_signal_handler(signal.SIGUSR1, access_log.reopen)  # after logrotate
         if snapshots is not None:
             snapshots.start()
             if caches:
@@ -147,7 +150,7 @@ async def serve(
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
-        for sig in signals:
+        for sig in (*signals, signal.SIGUSR1) if signals else ():
             loop.remove_signal_handler(sig)
         log.info("stopping: no new connections; draining for up to %gs", config.drain_timeout)
         await _drain(servers, contexts, config.drain_timeout)

@@ -13,6 +13,7 @@ Signals (to the supervisor):
 - SIGTERM / SIGINT: graceful stop. Workers stop accepting, drain, exit; then the supervisor
   exits 0.
 - SIGQUIT: immediate stop. Workers are killed; nothing drains.
+- SIGUSR1: every worker reopens its access log file (after logrotate moved it).
 A worker that dies unexpectedly is logged with how it died and replaced.
 
 Health checks run once per node, in a health process beside the workers
@@ -55,7 +56,14 @@ from bascule.upstream.health_board import HealthBoard
 
 log = logging.getLogger("bascule.supervisor")
 
-HANDLED = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD}
+HANDLED = {
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGUSR1,
+}
 READY_TIMEOUT = 15.0  # seconds new workers have to start accepting during a reload
 RESTART_BACKOFF = 1.0  # a worker that crashes right after starting is restarted after this
 KILL_GRACE = 5.0  # beyond drain_timeout, before workers that will not stop are killed
@@ -138,6 +146,11 @@ class Supervisor:
                 self._reap()
             elif sig == signal.SIGHUP:
                 self._reload()
+            elif sig == signal.SIGUSR1:
+                log.info("SIGUSR1: the workers reopen their access logs")
+                for pid in self.current.pids.union(*(g.pids for g in self.old)):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGUSR1)
             elif sig == signal.SIGQUIT:
                 log.warning("SIGQUIT: stopping at once, without draining")
                 self.current.stopping = True
@@ -469,8 +482,9 @@ def _become(name: str) -> None:
     signals the supervisor blocked; reloads stay the supervisor's business."""
     with contextlib.suppress(OSError):  # not Linux: keep the supervisor's name
         Path("/proc/self/comm").write_text(name)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # until a worker's loop handles it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 
 
 def _child(kind: str, main: Callable[[], Coroutine[Any, Any, int]]) -> int:

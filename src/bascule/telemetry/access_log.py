@@ -1,15 +1,19 @@
-"""The access log: one JSON object per line, per request, written in blocks.
+"""The access log: one line per request, written in blocks.
 
-Lines are formatted by hand from pieces that are made once and reused (the client of a
-connection, the route/upstream/target of an exchange), then buffered; the buffer is written
-when it holds FLUSH_LINES lines or at the latest after FLUSH_INTERVAL. The timestamp string
-is formatted once per second. Durations are whole microseconds.
+Two formats: a JSON object per line (the default), or nginx's and Apache's "combined"
+(`client - - [time] "request line" status bytes "referer" "user agent"`). Lines are
+formatted by hand from pieces that are made once and reused (the client of a connection,
+the route/upstream/target of an exchange), then buffered; the buffer is written when it
+holds FLUSH_LINES lines or at the latest after FLUSH_INTERVAL. The timestamp string is
+formatted once per second. Durations are whole microseconds. A log file is reopened on
+`reopen()` (SIGUSR1), after logrotate has moved it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import sys
 import time
@@ -19,10 +23,13 @@ from typing import IO, TYPE_CHECKING
 if TYPE_CHECKING:
     from bascule.proxy.exchange import Exchange
 
+log = logging.getLogger("bascule")
+
 FLUSH_INTERVAL = 0.5  # seconds a line may wait in the buffer
 FLUSH_LINES = 256  # or as many lines, whichever comes first
 
 _UNSAFE = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
+_COMBINED_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\xff]')
 _NO_ERROR = '"error_source":null,"error":null}\n'
 _MILLISECONDS = tuple(f'.{ms:03d}Z"' for ms in range(1000))  # the end of every timestamp
 PATH_CACHE_SIZE = 1024  # JSON of recent paths: hot endpoints repeat
@@ -35,6 +42,17 @@ def json_bytes(value: bytes) -> str:
     return json.dumps(value.decode("utf-8", "backslashreplace"))
 
 
+def _combined_field(value: bytes | None) -> str:
+    return "-" if value is None else _combined_text(value.decode("latin-1"))
+
+
+def _combined_text(text: str) -> str:
+    """As nginx escapes a combined-log field: quotes, backslashes and controls as \\xHH."""
+    if _COMBINED_UNSAFE.search(text) is None:
+        return text
+    return _COMBINED_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02X}", text)
+
+
 def _quote(value: str | None) -> str:
     return "null" if value is None else json.dumps(value)
 
@@ -42,18 +60,24 @@ def _quote(value: str | None) -> str:
 class AccessLog:
     __slots__ = (
         "_buffer",
+        "_combined",
         "_handle",
         "_methods",
         "_out",
+        "_path",
         "_paths",
         "_placements",
         "_second",
         "_stamp",
     )
 
-    def __init__(self, out: IO[bytes] | None) -> None:
-        """`out` None disables the log."""
+    def __init__(
+        self, out: IO[bytes] | None, *, path: str | None = None, combined: bool = False
+    ) -> None:
+        """`out` None disables the log; `path` is the file `reopen` opens again."""
         self._out = out
+        self._path = path
+        self._combined = combined
         self._buffer: list[str] = []
         self._second = -1
         self._stamp = ""
@@ -64,24 +88,44 @@ class AccessLog:
         self._paths: dict[bytes, str] = {}
 
     @classmethod
-    def open(cls, enabled: bool, path: str) -> AccessLog:
+    def open(cls, enabled: bool, path: str, format: str = "json") -> AccessLog:
         if not enabled:
             return cls(None)
+        combined = format == "combined"
         if path == "-":
-            return cls(sys.stdout.buffer)
-        return cls(open(path, "ab"))
+            return cls(sys.stdout.buffer, combined=combined)
+        return cls(open(path, "ab"), path=path, combined=combined)
+
+    def reopen(self) -> None:
+        """Write what is buffered, then open the log file again (logrotate moved it)."""
+        if self._path is None or self._out is None:
+            return
+        self.flush()
+        try:
+            fresh = open(self._path, "ab")  # noqa: SIM115 - open for the log's whole life
+        except OSError as exc:
+            log.error(
+                "access log %s cannot be reopened, still writing the old one: %s", self._path, exc
+            )
+            return
+        self._out.close()
+        self._out = fresh
 
     @property
     def enabled(self) -> bool:
         return self._out is not None
 
-    @staticmethod
-    def client_prefix(client_ip: bytes) -> str:
-        """The start of every line for one client connection, made once per connection."""
+    def client_prefix(self, client_ip: bytes) -> str:
+        """The client's part of every line of one connection, made once per connection."""
+        if self._combined:
+            return client_ip.decode("latin-1") + " - - ["
         return f',"client":{json_bytes(client_ip)},'
 
     def write(self, client_prefix: str, ex: Exchange) -> None:
         if self._out is None:
+            return
+        if self._combined:
+            self._write_combined(client_prefix, ex)
             return
         now = time.time()
         second = int(now)
@@ -113,14 +157,32 @@ class AccessLog:
             if len(self._paths) >= PATH_CACHE_SIZE:
                 self._paths.clear()
             path = self._paths[head.target] = json_bytes(head.target)
-        buffer = self._buffer
-        buffer.append(
+        self._append(
             f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{client_prefix}{method}"
             f'"path":{path},"status":{ex.status},'
             f'"bytes_in":{ex.bytes_in},"bytes_out":{ex.bytes_out},{placement}'
             f'"duration_us":{int((elapsed_now - ex.started) * 1e6)},"upstream_us":{upstream_us},'
             f"{error_fields}"
         )
+
+    def _write_combined(self, client_prefix: str, ex: Exchange) -> None:
+        second = int(time.time())
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+        head = ex.head
+        request = (
+            f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} HTTP/{head.version}"
+        )
+        self._append(
+            f'{client_prefix}{self._stamp}] "{_combined_text(request)}" {ex.status} '
+            f'{ex.bytes_out} "{_combined_field(head.header(b"referer"))}" '
+            f'"{_combined_field(head.header(b"user-agent"))}"\n'
+        )
+
+    def _append(self, line: str) -> None:
+        buffer = self._buffer
+        buffer.append(line)
         if len(buffer) >= FLUSH_LINES:
             self.flush()
         elif self._handle is None:
@@ -147,12 +209,7 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
-        buffer = self._buffer
-        buffer.append(f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{fields}")
-        if len(buffer) >= FLUSH_LINES:
-            self.flush()
-        elif self._handle is None:
-            self._handle = asyncio.get_running_loop().call_later(FLUSH_INTERVAL, self.flush)
+        self._append(f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{fields}")
 
     def flush(self) -> None:
         if self._handle is not None:
