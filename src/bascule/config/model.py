@@ -55,6 +55,10 @@ class Config(Section):
     )
     admin: Admin | None = None
     access_log: AccessLog = AccessLog()
+    request_ids: bool = Field(
+        default=True,
+        description="X-Request-Id on every request and response, traceparent carried on.",
+    )
     drain_timeout: Duration = Field(
         default=30.0,
         description="On stop or reload, how long in-flight requests may take to finish.",

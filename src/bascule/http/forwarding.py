@@ -25,7 +25,7 @@ def names_pattern(names: list[bytes] | tuple[bytes, ...]) -> re.Pattern[bytes]:
 _REQUEST_DROP = names_pattern((
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",
     b"transfer-encoding", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-    b"x-real-ip", b"via", b"x-client-cert-subject",
+    b"x-real-ip", b"via", b"x-client-cert-subject", b"x-request-id", b"traceparent",
 ))  # fmt: skip
 _RESPONSE_DROP = names_pattern((
     b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade",

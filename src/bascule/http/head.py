@@ -13,12 +13,13 @@ import re
 # Headers a proxy must act on in a request, and those of them it never forwards as received:
 # hop-by-hop ones (RFC 9110 §7.6.1), Transfer-Encoding (re-framed), and X-Forwarded-*,
 # X-Real-IP, X-Client-Cert-Subject and Via, which Bascule sets from what it knows so clients
-# cannot forge them.
-_REQUEST_FIELDS = re.compile(
-    rb"\r\n(host|content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
-    rb"|trailer|upgrade|expect|via|x-forwarded-for|x-forwarded-proto|x-forwarded-host"
-    rb"|x-real-ip|x-client-cert-subject):[ \t]*([^\r]*)"
+# cannot forge them; X-Request-Id and traceparent, which it sets for each hop.
+_REQUEST_FIELDS = re.compile(  # common prefixes factored: sre tries fewer branches per line
+    rb"\r\n((?:x-(?:forwarded-(?:for|proto|host)|real-ip|client-cert-subject|request-id))"
+    rb"|host|content-length|connection|transfer-encoding|keep-alive|proxy-connection|te"
+    rb"|trailer|upgrade|expect|via|traceparent):[ \t]*([^\r]*)"
 )
+_TRACING = frozenset((b"x-request-id", b"traceparent"))
 _RESPONSE_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|keep-alive|proxy-connection|te"
     rb"|trailer|upgrade|via):[ \t]*([^\r]*)"
@@ -97,6 +98,7 @@ class RequestHead(Head):
         "expect_continue",
         "forwarded_for",
         "host",
+        "identified",
         "keep_alive",
         "method",
         "path",
@@ -112,7 +114,7 @@ class RequestHead(Head):
         self.target = target  # as received: path and query
         self.path, _, self.query = target.partition(b"?")
         self.content_length = None
-        self.chunked = self.expect_continue = False
+        self.chunked = self.expect_continue = self.identified = False
         self.droppable = 0
         self.connection = self.upgrade = self.via = self.host = self.forwarded_for = b""
         fields: list[tuple[bytes, bytes]] = _REQUEST_FIELDS.findall(raw.lower())
@@ -128,7 +130,9 @@ class RequestHead(Head):
                 self.expect_continue = value.rstrip() == b"100-continue"
                 continue
             self.droppable += 1
-            if name == b"x-forwarded-for":
+            if name in _TRACING:
+                self.identified = True  # values as sent (case kept): `header()` reads them
+            elif name == b"x-forwarded-for":
                 seen = self.forwarded_for
                 self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
             else:

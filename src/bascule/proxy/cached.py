@@ -69,6 +69,8 @@ def cached_response(
     elif keep_alive_1_0:
         lines.append(b"\r\nConnection: keep-alive")
     lines.append(plan.response_added)
+    if ex.request_id:
+        lines.append(ex.id_line)
     lines.append(b"\r\n\r\n")
     if request.method != b"HEAD":
         lines.append(body)

@@ -22,6 +22,7 @@ from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
 from bascule.http.head import RequestHead
+from bascule.http.tracing import as_received, identify
 from bascule.net.tls import client_subject
 from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
@@ -309,6 +310,10 @@ class DownstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         ex = self.ex = Exchange(head, monotonic())
         self._requests += 1
+        if ctx.request_ids:
+            ex.request_id, ex.id_line, ex.trace_lines = identify(head, self.peer_trusted)
+        elif head.identified:
+            ex.trace_lines = as_received(head)
         if self.peer_trusted:
             self._set_client(
                 ctx.trusted_proxies.client(
@@ -527,7 +532,7 @@ class DownstreamConnection(asyncio.Protocol):
         if plan.rewrite is not None:
             path = plan.rewrite.apply(request.path)
             path_and_query = path + b"?" + request.query if request.query else path
-        added = self.cert_line + plan.request_added if self.cert_line else plan.request_added
+        added = ex.trace_lines + self.cert_line + plan.request_added
         remove = plan.request_remove
         if ex.cache is not None and ex.cache.lookup.outcome is not Outcome.BYPASS:
             remove = ex.cache.cache.request_remove  # the client's validators are not sent
@@ -692,6 +697,8 @@ class DownstreamConnection(asyncio.Protocol):
         plan = ex.plan
         if plan is not None and plan.response_added:
             extra += plan.response_added
+        if ex.request_id:
+            extra += ex.id_line
         self.send(
             simple_response(
                 status,

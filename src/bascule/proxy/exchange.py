@@ -31,18 +31,21 @@ class Exchange:
         "error",
         "first_byte_after",
         "head",
+        "id_line",
         "local",
         "pending",
         "pick",
         "plan",
         "replay",
         "request_done",
+        "request_id",
         "response_chunked",
         "response_done",
         "response_started",
         "started",
         "status",
         "target",
+        "trace_lines",
         "upstream_conn",
         "upstream_started",
         "waiter",
@@ -76,6 +79,9 @@ class Exchange:
         self.waiter: Waiter | None = None  # its place in the upstream's queue, while waiting
         self.encoder: Encoder | None = None  # compresses the response body (compress:)
         self.cache: CacheExchange | None = None  # the route cache's part in it (cache:)
+        self.request_id = b""  # X-Request-Id; b"" when request ids are off
+        self.id_line = b""  # "\r\nX-Request-Id: <id>", for the answer
+        self.trace_lines = b""  # X-Request-Id and traceparent lines for the target
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.

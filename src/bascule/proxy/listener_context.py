@@ -35,6 +35,7 @@ class ListenerContext:
         "name",
         "plans",
         "redirect_https",
+        "request_ids",
         "router",
         "scheme",
         "trusted_proxies",
@@ -57,6 +58,7 @@ class ListenerContext:
         trusted_proxies: TrustedProxies | None = None,
         redirect_https: int | None = None,
         client_certificates: bool = False,
+        request_ids: bool = True,
     ) -> None:
         self.name = name
         self.router = router
@@ -74,6 +76,7 @@ class ListenerContext:
         self.trusted_proxies = trusted_proxies or TrustedProxies(())
         self.redirect_https = redirect_https  # the https port every request is sent to
         self.client_certificates = client_certificates  # verified ones: subject passed upstream
+        self.request_ids = request_ids  # X-Request-Id and traceparent (http.tracing)
         self.connections: set[DownstreamConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()  # set once draining and the last connection is gone

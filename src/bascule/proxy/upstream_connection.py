@@ -271,6 +271,8 @@ class UpstreamConnection(asyncio.Protocol):
         plan = ex.plan
         assert plan is not None
         added = plan.response_added
+        if ex.request_id:
+            added += ex.id_line
         if ex.cache is not None:
             lines = self._cache_answer(ex, head)
             if lines is None:

@@ -394,6 +394,7 @@ def build_listener_context(
         trusted_proxies=TrustedProxies(config.trusted_proxies),
         redirect_https=listener.redirect_https.port if listener.redirect_https else None,
         client_certificates=listener.tls is not None and listener.tls.client_ca is not None,
+        request_ids=config.request_ids,
     )
 
 

@@ -42,6 +42,11 @@ def json_bytes(value: bytes) -> str:
     return json.dumps(value.decode("utf-8", "backslashreplace"))
 
 
+def _request_id(value: bytes) -> str:
+    """An id made or checked by `http.tracing`: no character JSON would escape."""
+    return '"' + value.decode("ascii") + '"' if value else "null"
+
+
 def _combined_field(value: bytes | None) -> str:
     return "-" if value is None else _combined_text(value.decode("latin-1"))
 
@@ -159,7 +164,7 @@ class AccessLog:
             path = self._paths[head.target] = json_bytes(head.target)
         self._append(
             f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{client_prefix}{method}"
-            f'"path":{path},"status":{ex.status},'
+            f'"path":{path},"status":{ex.status},"request_id":{_request_id(ex.request_id)},'
             f'"bytes_in":{ex.bytes_in},"bytes_out":{ex.bytes_out},{placement}'
             f'"duration_us":{int((elapsed_now - ex.started) * 1e6)},"upstream_us":{upstream_us},'
             f"{error_fields}"
