@@ -126,9 +126,13 @@ def cmd_cache_purge(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     host, port = admin.bind.host, admin.bind.port
     body = json.dumps({"prefix": args.prefix}).encode()
+    headers = {"Content-Type": "application/json"}
     try:
+        if admin.token_file is not None:
+            token = Path(admin.token_file).read_text().strip()
+            headers["Authorization"] = f"Bearer {token}"
         conn = http.client.HTTPConnection(host, port, timeout=15)
-        conn.request("POST", "/api/cache/purge", body, {"Content-Type": "application/json"})
+        conn.request("POST", "/api/cache/purge", body, headers)
         response = conn.getresponse()
         answer = json.loads(response.read())
         conn.close()

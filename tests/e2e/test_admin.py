@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from e2e.backends import named
 from e2e.cache_support import Origin
 from e2e.proxy import config, free_port, wait_until
-from e2e.supervised import BASCULE, Instance, get, listening, running
+from e2e.supervised import BASCULE, Instance, failures, get, listening, running, steady_load
 
 
 def node(port: int, admin: int, *targets: Any) -> dict[str, Any]:
@@ -190,12 +191,170 @@ def test_cache_purge_needs_the_admin_listener(tmp_path):
     assert "add admin.bind" in done.stderr
 
 
-def admin_post(admin: int, path: str, body: bytes) -> tuple[int, bytes]:
+def admin_post(admin: int, path: str, body: bytes, method: str = "POST") -> tuple[int, bytes]:
     with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
-        head = f"POST {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {len(body)}\r\n\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {len(body)}\r\n\r\n"
         sock.sendall(head.encode() + body)
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
     head_bytes, _, answer = data.partition(b"\r\n\r\n")
     return int(head_bytes.split(b" ")[1]), answer
+
+
+def test_upstreams_shows_every_target_with_its_recent_traffic(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a, b = backend(named("a")), backend(named("b"))
+    cfg = node(port, admin, a, b)
+    cfg["upstreams"]["app"]["health"] = {"tcp": {}, "interval": "100ms"}
+    with running(cfg, tmp_path) as bascule:
+        started(bascule, admin)
+        for _ in range(40):
+            get(port)
+        time.sleep(1.2)  # a snapshot and a sample later
+
+        def document() -> dict[str, Any]:
+            status, body = admin_get(admin, "/api/upstreams")
+            assert status == 200
+            return json.loads(body)
+
+        assert wait_until(lambda: sum_requests(document()) == 40, timeout=5)
+        (upstream,) = document()["upstreams"]
+        assert upstream["name"] == "app"
+        targets = {t["name"]: t for t in upstream["targets"]}
+        assert set(targets) == {a.address, b.address}
+        for target in targets.values():
+            assert (target["state"], target["weight"], target["held_by"]) == ("up", 1, [])
+            assert 15 <= target["requests_total"] <= 25  # round robin in each worker
+            assert target["requests_per_second"] > 0
+            assert target["p50_ms"] is not None
+            assert target["p50_ms"] <= target["p99_ms"]
+            assert target["error_rate"] == 0.0
+            assert target["health"]["status"] == "up"
+
+
+def sum_requests(document: dict[str, Any]) -> int:
+    return sum(t["requests_total"] for u in document["upstreams"] for t in u["targets"])
+
+
+def admin_send(admin: int, method: str, path: str, body: bytes = b"") -> tuple[int, Any]:
+    status, answer = admin_post(admin, path, body, method)
+    return status, json.loads(answer)
+
+
+def test_drain_enable_disable_and_weight_apply_to_every_worker(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a, b = backend(named("a", 0.005)), backend(named("b", 0.005))
+    with running(node(port, admin, a, b), tmp_path) as bascule:
+        started(bascule, admin)
+        stop, results = threading.Event(), []
+        threads = steady_load(port, stop, results)
+        try:
+            time.sleep(0.5)
+            path = f"/api/upstreams/app/targets/{a.address}"
+            status, answer = admin_send(admin, "POST", f"{path}/drain")
+            assert (status, answer["hold"]) == (200, "draining")
+            time.sleep(0.5)  # every worker has read it
+            served = len(results)
+            time.sleep(0.5)
+            drained = [r for r in results[served:] if r.endswith(b"a")]
+            assert drained == []  # no new request reached the drained target
+            state = {t["name"]: t for t in upstreams(admin)["targets"]}
+            assert state[a.address]["state"] == "draining"
+            assert admin_send(admin, "POST", f"{path}/enable")[0] == 200
+            assert wait_until(lambda: results[-1].endswith(b"a") or results[-2].endswith(b"a"))
+            assert admin_send(admin, "POST", f"{path}/disable")[0] == 200
+            assert wait_until(lambda: upstream_state(admin, a.address) == "disabled")
+            assert admin_send(admin, "POST", f"{path}/enable")[0] == 200
+            status, answer = admin_send(admin, "PUT", f"{path}/weight", b'{"weight": 4}')
+            assert (status, answer["weight"]) == (200, 4)
+            time.sleep(0.5)
+            served = len(results)
+            time.sleep(1.0)
+            recent = results[served:]
+            share = sum(r.endswith(b"a") for r in recent) / len(recent)
+            assert 0.65 < share < 0.95  # 4:1
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert failures(results) == []  # draining dropped nothing
+        _, status_doc = admin_send(admin, "GET", "/api/status")
+        assert status_doc["overrides"][f"app/{a.address}"] == {"hold": None, "weight": 4}
+        bascule.write(node(port, admin, a, b))
+        bascule.reload()
+        assert wait_until(lambda: admin_send(admin, "GET", "/api/status")[1]["overrides"] == {})
+
+
+def test_controls_refuse_unknown_targets_and_bad_bodies(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a = backend(named("a"))
+    with running(node(port, admin, a), tmp_path) as bascule:
+        started(bascule, admin)
+        status, answer = admin_send(admin, "POST", "/api/upstreams/nope/targets/x/drain")
+        assert (status, answer["error"]) == (404, "no upstream 'nope'")
+        status, answer = admin_send(admin, "POST", "/api/upstreams/app/targets/10.9.9.9:1/drain")
+        assert status == 404
+        assert a.address in answer["error"]
+        path = f"/api/upstreams/app/targets/{a.address}/weight"
+        assert admin_send(admin, "PUT", path, b'{"weight": 0}')[0] == 400
+        assert admin_send(admin, "PUT", path, b"heavy")[0] == 400
+        assert admin_send(admin, "POST", path, b'{"weight": 2}')[0] == 405
+        assert admin_send(admin, "GET", f"/api/upstreams/app/targets/{a.address}/drain")[0] == 405
+        assert bascule.proc.poll() is None
+
+
+def upstreams(admin: int) -> dict[str, Any]:
+    (upstream,) = admin_send(admin, "GET", "/api/upstreams")[1]["upstreams"]
+    return upstream
+
+
+def upstream_state(admin: int, target: str) -> str:
+    return {t["name"]: t["state"] for t in upstreams(admin)["targets"]}[target]
+
+
+def test_a_token_file_guards_every_endpoint(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    token = tmp_path / "admin.token"
+    token.write_text("s3cret-admin-token-0123456789\n")
+    cfg = node(port, admin, backend(named("a")))
+    cfg["admin"]["token_file"] = str(token)
+    with running(cfg, tmp_path) as bascule:
+        assert wait_until(lambda: len(bascule.workers()) == 2, timeout=10)
+        for path in ("/metrics", "/api/status", "/api/upstreams"):
+            status, body = admin_get(admin, path)
+            assert status == 401
+            assert "Bearer" in json.loads(body)["error"]
+        for header in ("Authorization: Bearer wrong", "Authorization: Basic czNjcmV0"):
+            assert authorized_get(admin, "/api/status", header)[0] == 401
+        good = "Authorization: Bearer s3cret-admin-token-0123456789"
+        assert authorized_get(admin, "/api/status", good)[0] == 200
+        command = [*BASCULE, "cache", "purge", "http://", "-c", str(bascule.path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr  # the command sends the token
+
+
+def test_a_token_file_that_cannot_be_used_is_refused(tmp_path):
+    short = tmp_path / "short.token"
+    short.write_text("abc")
+    for token_file, message in ((short, "at least 16 characters"), (tmp_path / "none", "none")):
+        cfg = {**config(1, **listening(free_port())), "admin": {"token_file": str(token_file)}}
+        path = tmp_path / "bascule.yaml"
+        path.write_text(json.dumps(cfg))
+        done = subprocess.run(
+            [*BASCULE, "check", "-c", str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 2
+        assert "admin.token_file cannot be used" in done.stderr
+        assert message in done.stderr
+
+
+def authorized_get(admin: int, path: str, header: str) -> tuple[int, bytes]:
+    with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\n{header}\r\n\r\n".encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"WWW-Authenticate: Bearer" in head or head.startswith(b"HTTP/1.1 200")
+    return int(head.split(b" ")[1]), body

@@ -47,7 +47,14 @@ class NodeCollector(Collector):
             "Time from the request head to the last response byte, by route and upstream.",
             labels=["route", "upstream"],
         )
-        for (route, upstream), (buckets, seconds) in sorted(totals.durations.items()):
+        by_route: dict[tuple[str, str], tuple[list[int], float]] = {}
+        for (route, upstream, _), (buckets, seconds) in totals.durations.items():
+            old, total = by_route.get((route, upstream), ([0] * len(buckets), 0.0))
+            by_route[route, upstream] = (
+                [a + b for a, b in zip(old, buckets, strict=True)],
+                total + seconds,
+            )
+        for (route, upstream), (buckets, seconds) in sorted(by_route.items()):
             cumulative, running = [], 0
             for bound, count in zip(_BOUNDS, buckets, strict=True):
                 running += count
@@ -86,9 +93,9 @@ class NodeCollector(Collector):
             "Requests in flight to the target now.",
             labels=["upstream", "target"],
         )
-        for (upstream, target), (is_up, count) in sorted(totals.targets.items()):
-            up.add_metric([upstream, target], is_up)
-            in_flight.add_metric([upstream, target], count)
+        for (upstream, target), live in sorted(totals.targets.items()):
+            up.add_metric([upstream, target], live.up)
+            in_flight.add_metric([upstream, target], live.in_flight)
         yield up
         yield in_flight
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import re
@@ -18,10 +19,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from bascule import __version__
 from bascule.admin.prometheus import CONTENT_TYPE, exposition
+from bascule.admin.upstreams import History, upstreams_document
 from bascule.telemetry.node import TelemetryDir
+from bascule.upstream.health_board import HealthBoard
 
 __all__ = ["AdminApi", "Answer", "serve_admin"]
 
@@ -34,12 +38,15 @@ PURGE_WAIT = 5.0  # seconds a purge waits for every worker to report it done
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large",
     500: "Internal Server Error",
 }
 _LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.IGNORECASE)
+_AUTHORIZATION = re.compile(rb"\r\nauthorization:[ \t]*bearer[ \t]+([^\r]*)", re.IGNORECASE)
+_TARGET_ACTION = re.compile(r"/api/upstreams/([^/]+)/targets/([^/]+)/(drain|enable|disable|weight)")
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class Answer:
     status: int
     body: bytes
     content_type: str = "application/json"
+    extra: str = ""  # more header lines, each "Name: value\r\n"
 
 
 Handler = Callable[[bytes], Awaitable[Answer]]
@@ -63,22 +71,73 @@ def _error(status: int, message: str) -> Answer:
 class AdminApi:
     """What each admin path answers, from the node's telemetry directory."""
 
-    def __init__(self, directory: TelemetryDir) -> None:
+    def __init__(
+        self, directory: TelemetryDir, board: HealthBoard | None = None, token: bytes | None = None
+    ) -> None:
         self.directory = directory
+        self.token = token  # every request must carry it (admin.token_file), if set
+        self.board = board
+        self.history = History(directory)
         self.routes: dict[str, tuple[str, Handler]] = {
             "/metrics": ("GET", self.metrics),
             "/api/status": ("GET", self.status),
+            "/api/upstreams": ("GET", self.upstreams),
             "/api/cache/purge": ("POST", self.purge),
         }
 
+    def allows(self, head: bytes) -> bool:
+        """Does the request carry the token (when one is set)?"""
+        if self.token is None:
+            return True
+        given = _AUTHORIZATION.search(head)
+        return given is not None and hmac.compare_digest(given.group(1).strip(), self.token)
+
     async def answer(self, method: str, path: str, body: bytes) -> Answer:
-        found = self.routes.get(path.partition("?")[0])
+        path = path.partition("?")[0]
+        action = _TARGET_ACTION.fullmatch(path)
+        if action is not None:
+            verb = action.group(3)
+            wanted = "PUT" if verb == "weight" else "POST"
+            if method != wanted:
+                return _error(405, f"{path} answers {wanted} only")
+            upstream, target = unquote(action.group(1)), unquote(action.group(2))
+            return self.control(upstream, target, verb, body)
+        found = self.routes.get(path)
         if found is None:
-            return _error(404, f"no admin endpoint at {path}; try {', '.join(self.routes)}")
+            endpoints = [*self.routes, "/api/upstreams/{u}/targets/{t}/drain|enable|disable|weight"]
+            return _error(404, f"no admin endpoint at {path}; try {', '.join(endpoints)}")
         allowed, handler = found
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             return _error(405, f"{path} answers {allowed} only")
         return await handler(body)
+
+    async def upstreams(self, _: bytes) -> Answer:
+        overrides = self.directory.controls()["targets"]
+        return _json(200, upstreams_document(self.history, self.board, overrides))
+
+    def control(self, upstream: str, target: str, verb: str, body: bytes) -> Answer:
+        """Drain, enable, disable or reweigh a target, in every worker, until the next
+        reload."""
+        known = self.directory.totals().targets
+        if not any(u == upstream for u, _ in known):
+            return _error(404, f"no upstream {upstream!r}")
+        if (upstream, target) not in known:
+            names = sorted(t for u, t in known if u == upstream)
+            return _error(404, f"upstream {upstream!r} has no target {target!r}; it has {names}")
+        key = f"{upstream}/{target}"
+        if verb == "weight":
+            try:
+                weight = json.loads(body)["weight"]
+            except (ValueError, TypeError, KeyError):
+                weight = None
+            if not isinstance(weight, int) or isinstance(weight, bool) or not 1 <= weight <= 1000:
+                return _error(400, 'expected a JSON body such as {"weight": 3} (1-1000)')
+            current = self.directory.set_control(key, weight=weight)
+        else:
+            hold = {"drain": "draining", "disable": "operator", "enable": None}[verb]
+            current = self.directory.set_control(key, hold=hold)
+        log.info("admin: %s %s of upstream %s: now %s", verb, target, upstream, current)
+        return _json(200, {"upstream": upstream, "target": target, **current})
 
     async def metrics(self, _: bytes) -> Answer:
         return Answer(200, exposition(self.directory), CONTENT_TYPE)
@@ -122,6 +181,8 @@ class AdminApi:
                 "workers": {"configured": node.get("workers"), "reporting": totals.workers},
                 "reloads": node.get("reloads", {"ok": 0, "failed": 0}),
                 "last_reload": node.get("last_reload"),
+                # runtime changes made through this API, which the file does not say
+                "overrides": self.directory.controls()["targets"],
             },
         )
 
@@ -154,8 +215,12 @@ async def serve_admin(api: AdminApi, sock: socket.socket, stop: asyncio.Event) -
         writer.close()
 
     server = await asyncio.start_server(handle, sock=sock, limit=MAX_HEAD)
-    async with server:
-        await stop.wait()
+    sampling = asyncio.get_running_loop().create_task(api.history.keep(), name="history")
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        sampling.cancel()
 
 
 class _TooLarge(Exception):
@@ -163,6 +228,11 @@ class _TooLarge(Exception):
 
 
 async def _parse_and_answer(api: AdminApi, head: bytes, body: bytes) -> Answer:
+    if not api.allows(head):
+        refused = _error(401, "this admin listener needs Authorization: Bearer <token>")
+        return Answer(
+            refused.status, refused.body, extra='WWW-Authenticate: Bearer realm="bascule"\r\n'
+        )
     line = head[: head.find(b"\r\n")].decode("latin-1")
     parts = line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
@@ -174,7 +244,7 @@ def _response(answer: Answer, *, head_only: bool) -> bytes:
     reason = _REASONS.get(answer.status, "Error")
     head = (
         f"HTTP/1.1 {answer.status} {reason}\r\nContent-Type: {answer.content_type}\r\n"
-        f"Content-Length: {len(answer.body)}\r\nCache-Control: no-store\r\n"
+        f"Content-Length: {len(answer.body)}\r\nCache-Control: no-store\r\n{answer.extra}"
         "Connection: close\r\n\r\n"
     ).encode()
     return head if head_only else head + answer.body

@@ -4,10 +4,11 @@ Listeners, routes and upstreams refer to each other by name; those references ar
 checked after validation by `bascule.config.checks`, which can point at the exact key.
 """
 
+import ipaddress
 import os
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from bascule.config.address import Address, BindAddress, Cidr
 from bascule.config.listener import Listener
@@ -35,6 +36,29 @@ class Admin(Section):
     bind: Address = Field(
         default=BindAddress("127.0.0.1", 9090), json_schema_extra={"default": "127.0.0.1:9090"}
     )
+    token_file: str | None = Field(
+        default=None,
+        description="A file holding the bearer token every admin request must carry. "
+        "Required when bind is not a loopback address.",
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> Self:
+        if self.token_file is None and not _loopback(self.bind.host):
+            raise ValueError(
+                f"admin.bind {self.bind} is reachable from other machines: set "
+                "admin.token_file (a file holding a bearer token), or bind 127.0.0.1"
+            )
+        return self
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: it may resolve anywhere
 
 
 class AccessLog(Section):

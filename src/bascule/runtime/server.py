@@ -29,9 +29,15 @@ from bascule.runtime.build import (
 from bascule.tcp import ClientConnection, TcpListenerContext
 from bascule.telemetry.access_log import AccessLog
 from bascule.telemetry.metrics import ListenerMetrics, WorkerMetrics
-from bascule.telemetry.node import SnapshotWriter, TelemetryDir, follow_purges
+from bascule.telemetry.node import (
+    SnapshotWriter,
+    TelemetryDir,
+    follow_controls,
+    follow_purges,
+)
 from bascule.upstream.guard import Guards
 from bascule.upstream.health_board import HealthBoard
+from bascule.upstream.upstream import Upstream
 
 log = logging.getLogger("bascule")
 
@@ -46,6 +52,13 @@ def check_supported(config: cfg.Config) -> None:
     unusable = tls.problems(config)  # certificate, key and CA files, read as run reads them
     if unusable:
         raise Unsupported("\n  ".join(["TLS files that cannot be used:", *unusable]))
+    if config.admin is not None and config.admin.token_file is not None:
+        from bascule.runtime.admin_process import read_token
+
+        try:
+            read_token(config.admin.token_file)
+        except (OSError, ValueError) as exc:
+            raise Unsupported(f"admin.token_file cannot be used: {exc}") from None
 
 
 def _factory(ctx: ListenerContext | TcpListenerContext) -> Callable[[], asyncio.Protocol]:
@@ -100,7 +113,7 @@ async def serve(
     metrics = WorkerMetrics()
     metrics.watch_upstreams(upstreams.values())
     snapshots = SnapshotWriter(metrics, telemetry) if telemetry is not None else None
-    purging: asyncio.Task[None] | None = None
+    following: list[asyncio.Task[None]] = []  # the admin process's purges and controls
     contexts: list[ListenerContext | TcpListenerContext] = []
     servers: list[asyncio.Server] = []
     bound: list[tuple[str, str, int]] = []
@@ -143,10 +156,12 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
         if signals:
             loop.add_signal_handler(signal.SIGUSR1, access_log.reopen)  # after logrotate
-        if snapshots is not None:
+        if snapshots is not None and telemetry is not None:
             snapshots.start()
-            if caches:
-                purging = loop.create_task(_follow_purges(telemetry, caches, metrics, snapshots))
+            following.append(loop.create_task(follow_controls(telemetry, _controls(upstreams))))
+            following.append(  # with no cache, a purge is done at once: nothing to remove
+                loop.create_task(_follow_purges(telemetry, caches, metrics, snapshots))
+            )
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
@@ -157,10 +172,9 @@ async def serve(
     finally:
         for server in servers:
             server.close()
-        if purging is not None:
-            purging.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await purging
+        for task in following:
+            task.cancel()
+        await asyncio.gather(*following, return_exceptions=True)
         if snapshots is not None:
             await snapshots.stop()  # the last one: every request this worker answered
         await guards.stop()
@@ -171,6 +185,23 @@ async def serve(
             await cache.close()
         access_log.close()
     return 0
+
+
+def _controls(upstreams: dict[str, Upstream]) -> Callable[[dict[str, dict[str, Any]]], None]:
+    """How a worker applies the operator's runtime controls to its targets."""
+
+    def apply(controls: dict[str, dict[str, Any]]) -> None:
+        for upstream in upstreams.values():
+            for target in upstream.targets:
+                control = controls.get(f"{upstream.name}/{target.name}", {})
+                hold = control.get("hold")
+                target.state.set_available(hold != "draining", by="draining")
+                target.state.set_available(hold != "operator", by="operator")
+                weight = control.get("weight")
+                if weight is not None and weight != target.weight:
+                    upstream.reweigh(target, weight)
+
+    return apply
 
 
 def _follow_purges(

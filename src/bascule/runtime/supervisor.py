@@ -225,9 +225,12 @@ class Supervisor:
             if sock is not admin:
                 sock.close()
         if admin is not None:
-            from bascule.runtime.admin_process import run_admin
+            from bascule.runtime.admin_process import read_token, run_admin
 
-            return _child(kind, lambda: run_admin(admin, self.telemetry))
+            assert config.admin is not None
+            path = config.admin.token_file
+            token = read_token(path) if path is not None else None  # checked before forking
+            return _child(kind, lambda: run_admin(admin, self.telemetry, self.board, token))
         from bascule.runtime.health_process import check_health
 
         return _child(kind, lambda: check_health(config, self.board))
@@ -355,6 +358,7 @@ class Supervisor:
             self._close_unused()
             return "reload failed: the new workers did not start; the running config stays"
         retired, self.current = self.current, fresh
+        self.telemetry.clear_controls()  # the new file rules; runtime changes were until now
         self._replace_helpers(fresh.config)
         retired.stopping = True
         self.old.append(retired)

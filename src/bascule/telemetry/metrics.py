@@ -47,22 +47,23 @@ class ListenerMetrics:
     def __init__(self, name: str) -> None:
         self.name = name
         self.requests: dict[tuple[RoutePlan | None, Target | None, int], int] = {}
-        # per route plan: a count per bucket (the last is +Inf), then the sum of seconds
-        self.durations: dict[RoutePlan | None, list[float]] = {}
+        # per route plan and target: a count per bucket (the last is +Inf), then the sum of
+        # seconds (the admin API shows a target's latency; /metrics adds up its route's)
+        self.durations: dict[tuple[RoutePlan | None, Target | None], list[float]] = {}
         self.bytes_in = 0
         self.bytes_out = 0
         self.live: _Live | None = None  # the listener context, for its connection count
 
     def record(self, ex: Exchange, now: float) -> None:
         """Count one finished exchange; `now` is time.monotonic()."""
-        plan = ex.plan
-        key = (plan, ex.target, ex.status)
+        plan, target = ex.plan, ex.target
+        key = (plan, target, ex.status)
         requests = self.requests
         requests[key] = requests.get(key, 0) + 1
         seconds = now - ex.started
-        histogram = self.durations.get(plan)
+        histogram = self.durations.get((plan, target))
         if histogram is None:
-            histogram = self.durations[plan] = [0.0] * (len(DURATION_BUCKETS) + 2)
+            histogram = self.durations[plan, target] = [0.0] * (len(DURATION_BUCKETS) + 2)
         histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
         self.bytes_in += ex.bytes_in
@@ -89,10 +90,11 @@ class WorkerMetrics:
         """The totals since this worker started, and its gauges now:
 
         - `requests`: [listener, route, upstream, target, code, count]
-        - `durations`: [route, upstream, [count per bucket..., +Inf], sum of seconds]
+        - `durations`: [route, upstream, target, [count per bucket..., +Inf], sum of seconds]
         - `bytes`: [listener, received, sent]
         - `connections`: [listener, open now]
-        - `targets`: [upstream, target, available now (0/1), in flight now]
+        - `targets`: [upstream, target, available now (0/1), in flight now, weight,
+          who holds it out now (health, outlier, draining, operator)]
         - `purged`: [the last cache purge carried out, keys it removed]
         """
         requests, durations, transferred, connections = [], [], [], []
@@ -100,16 +102,23 @@ class WorkerMetrics:
             name = listener.name
             for (plan, target, code), count in listener.requests.items():
                 route, upstream = _names(plan)
-                target_name = target.name if target is not None else ""
-                requests.append([name, route, upstream, target_name, code, count])
-            for plan, histogram in listener.durations.items():
+                requests.append([name, route, upstream, _name(target), code, count])
+            for (plan, target), histogram in listener.durations.items():
                 route, upstream = _names(plan)
-                durations.append([route, upstream, [int(n) for n in histogram[:-1]], histogram[-1]])
+                counts = [int(n) for n in histogram[:-1]]
+                durations.append([route, upstream, _name(target), counts, histogram[-1]])
             transferred.append([name, listener.bytes_in, listener.bytes_out])
             live = listener.live
             connections.append([name, len(live.connections) if live is not None else 0])
         targets = [
-            [upstream.name, t.name, int(t.state.available), t.state.in_flight]
+            [
+                upstream.name,
+                t.name,
+                int(t.state.available),
+                t.state.in_flight,
+                t.weight,
+                list(t.state.held_by),
+            ]
             for upstream in self.upstreams
             for t in upstream.targets
         ]
@@ -123,6 +132,10 @@ class WorkerMetrics:
             "targets": targets,
             "purged": list(self.purged),
         }
+
+
+def _name(target: Target | None) -> str:
+    return target.name if target is not None else ""
 
 
 def _names(plan: RoutePlan | None) -> tuple[str, str]:

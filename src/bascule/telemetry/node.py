@@ -8,7 +8,10 @@ exits). In it:
 - `retired.json`: the counters of every worker gone, and the pids folded into them;
 - `node.json`: what the supervisor says of the node (start, config, reloads);
 - `purges.json`: cache purges the admin process asked for, numbered; every worker
-  carries them out (`follow_purges`) and reports the last one done in its snapshot.
+  carries them out (`follow_purges`) and reports the last one done in its snapshot;
+- `controls.json`: what an operator changed at runtime through the admin API (a target
+  drained, disabled, reweighed); every worker applies it (`follow_controls`). A reload
+  clears it: the new workers start from the file.
 
 Rules, so that node counters never go down (Prometheus would read that as a restart):
 
@@ -41,7 +44,9 @@ __all__ = [
     "WRITE_EVERY",
     "NodeTotals",
     "SnapshotWriter",
+    "TargetLive",
     "TelemetryDir",
+    "follow_controls",
     "follow_purges",
 ]
 
@@ -56,24 +61,37 @@ RequestKey = tuple[str, str, str, str, int]  # listener, route, upstream, target
 
 
 @dataclass
+class TargetLive:
+    """A target as the live workers see it now: up in any of them (0/1), requests in
+    flight in all, its weight, and who holds it out in any."""
+
+    up: int = 0
+    in_flight: int = 0
+    weight: int = 1
+    held_by: set[str] = field(default_factory=set)
+
+
+@dataclass
 class NodeTotals:
     """The node's series, added up (see `WorkerMetrics.snapshot` for what each holds)."""
 
     requests: dict[RequestKey, int] = field(default_factory=dict)
-    durations: dict[tuple[str, str], tuple[list[int], float]] = field(default_factory=dict)
+    # by route, upstream and target: a count per bucket, and the sum of seconds
+    durations: dict[tuple[str, str, str], tuple[list[int], float]] = field(default_factory=dict)
     transferred: dict[str, tuple[int, int]] = field(default_factory=dict)  # received, sent
     connections: dict[str, int] = field(default_factory=dict)
-    targets: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # up, in flight
+    targets: dict[tuple[str, str], TargetLive] = field(default_factory=dict)
     workers: int = 0  # live workers whose snapshots were read
 
     def add_counters(self, snapshot: Snapshot) -> None:
         for listener, route, upstream, target, code, count in snapshot.get("requests", ()):
             key = (listener, route, upstream, target, code)
             self.requests[key] = self.requests.get(key, 0) + count
-        for route, upstream, buckets, seconds in snapshot.get("durations", ()):
-            old, total = self.durations.get((route, upstream), ([0] * len(buckets), 0.0))
+        for route, upstream, target, buckets, seconds in snapshot.get("durations", ()):
+            series = (route, upstream, target)
+            old, total = self.durations.get(series, ([0] * len(buckets), 0.0))
             merged = [a + b for a, b in zip(old, buckets, strict=True)]
-            self.durations[route, upstream] = (merged, total + seconds)
+            self.durations[series] = (merged, total + seconds)
         for listener, received, sent in snapshot.get("bytes", ()):
             was_in, was_out = self.transferred.get(listener, (0, 0))
             self.transferred[listener] = (was_in + received, was_out + sent)
@@ -81,9 +99,13 @@ class NodeTotals:
     def add_gauges(self, snapshot: Snapshot) -> None:
         for listener, count in snapshot.get("connections", ()):
             self.connections[listener] = self.connections.get(listener, 0) + count
-        for upstream, target, up, in_flight in snapshot.get("targets", ()):
-            was_up, was_in_flight = self.targets.get((upstream, target), (0, 0))
-            self.targets[upstream, target] = (max(was_up, up), was_in_flight + in_flight)
+        for upstream, target, up, in_flight, weight, held_by in snapshot.get("targets", ()):
+            live = self.targets.get((upstream, target))
+            if live is None:
+                live = self.targets[upstream, target] = TargetLive(weight=weight)
+            live.up = max(live.up, up)
+            live.in_flight += in_flight
+            live.held_by.update(held_by)
 
     def counters(self) -> Snapshot:
         """The counters as a snapshot (what `retired.json` holds)."""
@@ -194,6 +216,27 @@ class TelemetryDir:
             if snapshot is not None:
                 yield snapshot
 
+    # -- runtime controls ------------------------------------------------------------------
+
+    def controls(self) -> dict[str, Any]:
+        """{"version": n, "targets": {"upstream/target": {"hold": ..., "weight": ...}}}"""
+        found = self.read("controls.json")
+        return found if isinstance(found, dict) else {"version": 0, "targets": {}}
+
+    def set_control(self, target: str, **change: Any) -> dict[str, Any]:
+        """Record an operator's change to `target` ("upstream/target"); its controls now.
+        The admin process is the only writer."""
+        controls = self.controls()
+        current = {"hold": None, "weight": None, **controls["targets"].get(target, {})}
+        current.update(change)
+        controls["targets"][target] = current
+        controls["version"] = int(controls["version"]) + 1
+        self.write("controls.json", controls)
+        return current
+
+    def clear_controls(self) -> None:
+        (self.path / "controls.json").unlink(missing_ok=True)
+
     def _retired(self) -> Snapshot:
         retired = self.read("retired.json")
         return retired if isinstance(retired, dict) else {}
@@ -214,6 +257,20 @@ async def follow_purges(
             removed = await purge(prefix)
             seen = number
             done(number, removed)
+
+
+async def follow_controls(
+    directory: TelemetryDir, apply: Callable[[dict[str, dict[str, Any]]], None]
+) -> None:
+    """A worker's side of runtime controls: `apply(targets)` whenever they change (and at
+    once, for a worker started after they were set)."""
+    seen = -1
+    while True:
+        controls = directory.controls()
+        if controls["version"] != seen:
+            seen = controls["version"]
+            apply(controls["targets"])
+        await asyncio.sleep(PURGE_EVERY)
 
 
 class SnapshotWriter:

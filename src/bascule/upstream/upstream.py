@@ -103,6 +103,11 @@ class Upstream:
         for watcher in self._watchers:
             watcher(added, removed)
 
+    def reweigh(self, target: Target, weight: int) -> None:
+        """An operator set `target`'s weight: the next pick reads a balancer rebuilt with it."""
+        target.weight = weight
+        self.set_targets(self.targets)
+
     def watch_targets(self, watcher: TargetsWatcher) -> None:
         """Call `watcher(added, removed)` after every `set_targets`, e.g. to rebuild a sticky
         session map or to start and stop health checks."""

@@ -54,3 +54,12 @@ def test_compress_refuses_unknown_algorithms_repeats_and_bad_types(problems: Pro
     assert "not a media type" in problem.message
     (problem,) = problems(route("upstream: app, compress: {level: {gzip: 12}}"))
     assert problem.path == "routes[0].compress.level.gzip"
+
+
+def test_an_admin_listener_off_loopback_needs_a_token(problems: Problems, loaded: Loaded) -> None:
+    base = HEAD + "  - {name: r, upstream: app}\n"
+    (problem,) = problems(base + "admin: {bind: 0.0.0.0:9090}\n")
+    assert problem.path == "admin"
+    assert "set admin.token_file" in problem.message
+    loaded(base + "admin: {bind: 0.0.0.0:9090, token_file: /etc/bascule/admin.token}\n")
+    loaded(base + 'admin: {bind: "[::1]:9090"}\n')

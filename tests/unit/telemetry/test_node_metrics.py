@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bascule.admin.prometheus import exposition
@@ -44,7 +45,7 @@ def snapshot_of(pid: int, requests: int, *, connections: int = 0) -> dict[str, o
     return {
         "pid": pid,
         "requests": [["web", "r", "", "", 200, requests]],
-        "durations": [["r", "", [requests] + [0] * len(DURATION_BUCKETS), 0.001 * requests]],
+        "durations": [["r", "", "", [requests] + [0] * len(DURATION_BUCKETS), 0.001 * requests]],
         "bytes": [["web", 0, 3 * requests]],
         "connections": [["web", connections]],
         "targets": [],
@@ -62,7 +63,7 @@ def test_a_listener_counts_by_route_target_and_status_and_buckets_durations() ->
         (home, target, 502): 1,
         (None, None, 404): 1,
     }
-    buckets = metrics.durations[home]
+    buckets = metrics.durations[home, target]
     assert buckets[0] == 1  # 2 ms: <= 5 ms
     assert buckets[DURATION_BUCKETS.index(0.05)] == 1  # 30 ms: <= 50 ms
     assert buckets[DURATION_BUCKETS.index(2.5)] == 1
@@ -154,3 +155,14 @@ def test_the_exposition_parses_as_prometheus_text(tmp_path: Path) -> None:
     assert samples["bascule_bytes_sent_total", (("listener", "web"),)] == 12
     assert families["bascule_requests"].type == "counter"
     assert families["bascule_request_duration_seconds"].type == "histogram"
+
+
+def test_quantiles_interpolate_within_their_bucket() -> None:
+    from bascule.admin.upstreams import quantile
+
+    counts = [0] * (len(DURATION_BUCKETS) + 1)
+    assert quantile(counts, 0.5) is None
+    counts[1] = 10  # ten requests between 5 and 10 ms
+    assert quantile(counts, 0.5) == pytest.approx(0.0075)
+    counts[-1] = 10  # and ten beyond the last bound
+    assert quantile(counts, 0.99) == DURATION_BUCKETS[-1]
