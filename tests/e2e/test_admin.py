@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.backends import named
@@ -32,14 +33,18 @@ def node(port: int, admin: int, *targets: Any) -> dict[str, Any]:
     }
 
 
-def admin_get(admin: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+def admin_get(admin: int, path: str, method: str = "GET", header: str = "") -> tuple[int, bytes]:
+    """Status and body of one admin request (`header`: one more header line)."""
+    lines = f"{method} {path} HTTP/1.1\r\nHost: admin\r\n" + (f"{header}\r\n" if header else "")
     with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
-        sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: admin\r\n\r\n".encode())
+        sock.sendall(f"{lines}\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), body
+    status = int(head.split(b" ")[1])
+    assert status != 401 or b"WWW-Authenticate: Bearer" in head
+    return status, body
 
 
 def samples(admin: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -326,9 +331,9 @@ def test_a_token_file_guards_every_endpoint(backend, tmp_path):
             assert status == 401
             assert "Bearer" in json.loads(body)["error"]
         for header in ("Authorization: Bearer wrong", "Authorization: Basic czNjcmV0"):
-            assert authorized_get(admin, "/api/status", header)[0] == 401
+            assert admin_get(admin, "/api/status", header=header)[0] == 401
         good = "Authorization: Bearer s3cret-admin-token-0123456789"
-        assert authorized_get(admin, "/api/status", good)[0] == 200
+        assert admin_get(admin, "/api/status", header=good)[0] == 200
         command = [*BASCULE, "cache", "purge", "http://", "-c", str(bascule.path)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr  # the command sends the token
@@ -349,12 +354,82 @@ def test_a_token_file_that_cannot_be_used_is_refused(tmp_path):
         assert message in done.stderr
 
 
-def authorized_get(admin: int, path: str, header: str) -> tuple[int, bytes]:
-    with socket.create_connection(("127.0.0.1", admin), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\n{header}\r\n\r\n".encode())
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    assert b"WWW-Authenticate: Bearer" in head or head.startswith(b"HTTP/1.1 200")
-    return int(head.split(b" ")[1]), body
+def test_routes_and_a_reload_through_the_api(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    cfg = node(port, admin, backend(named("a")))
+    with running(cfg, tmp_path) as bascule:
+        started(bascule, admin)
+        for _ in range(5):
+            get(port)
+        time.sleep(1.2)
+        status, document = admin_send(admin, "GET", "/api/routes")
+        assert status == 200
+        assert [r["name"] for r in document["routes"]] == ["ready", "app"]
+        assert document["routes"][1]["upstream"] == "app"
+        assert document["routes"][1]["requests_total"] == 5
+        bascule.path.write_text("listeners: [{name: main, bind: 127.0.0.1:notaport}]\n")
+        status, refused = admin_send(admin, "POST", "/api/reload")
+        assert status == 400
+        assert "listeners[0].bind" in refused["problems"]
+        first = bascule.workers()
+        bascule.write(cfg)
+        status, accepted = admin_send(admin, "POST", "/api/reload")
+        assert (status, accepted["reload"]) == (202, "started")
+        assert wait_until(lambda: not bascule.workers() & first, timeout=10)
+
+        def reloaded() -> bool:
+            return admin_send(admin, "GET", "/api/status")[1]["reloads"]["ok"] == 1
+
+        assert wait_until(reloaded, timeout=10)
+
+
+def test_every_answer_matches_the_openapi_document(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a = backend(named("a"))
+    cfg = node(port, admin, a)
+    cfg["upstreams"]["app"]["health"] = {"tcp": {}, "interval": "100ms"}
+    with running(cfg, tmp_path) as bascule:
+        started(bascule, admin)
+        get(port)
+        status, document = admin_send(admin, "GET", "/api/openapi.json")
+        assert status == 200
+        assert document["openapi"] == "3.1.0"
+        target = f"/api/upstreams/app/targets/{a.address}"
+        calls = [
+            ("GET", "/api/status", "/api/status", b""),
+            ("GET", "/api/upstreams", "/api/upstreams", b""),
+            ("GET", "/api/routes", "/api/routes", b""),
+            ("POST", "/api/cache/purge", "/api/cache/purge", b'{"prefix": "x"}'),
+            ("POST", "/api/cache/purge", "/api/cache/purge", b"[]"),
+            ("POST", f"{target}/drain", "/api/upstreams/{upstream}/targets/{target}/drain", b""),
+            ("POST", f"{target}/enable", "/api/upstreams/{upstream}/targets/{target}/enable", b""),
+            (
+                "POST",
+                "/api/upstreams/app/targets/x:1/disable",
+                "/api/upstreams/{upstream}/targets/{target}/disable",
+                b"",
+            ),
+            (
+                "PUT",
+                f"{target}/weight",
+                "/api/upstreams/{upstream}/targets/{target}/weight",
+                b'{"weight": 2}',
+            ),
+            ("PUT", f"{target}/weight", "/api/upstreams/{upstream}/targets/{target}/weight", b"{}"),
+            ("GET", "/api/openapi.json", "/api/openapi.json", b""),
+        ]
+        seen = set()
+        for method, path, template, body in calls:
+            status, answer = admin_send(admin, method, path, body)
+            operation = document["paths"][template][method.lower()]
+            assert str(status) in operation["responses"], (path, status)
+            schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
+            jsonschema.validate(answer, schema)
+            seen.add(template)
+        bascule.path.write_text("listeners: []\n")
+        status, answer = admin_send(admin, "POST", "/api/reload")
+        schema = document["paths"]["/api/reload"]["post"]["responses"][str(status)]
+        jsonschema.validate(answer, schema["content"]["application/json"]["schema"])
+        assert admin_get(admin, "/metrics")[0] == 200  # text, not JSON
+        seen |= {"/api/reload", "/metrics"}
+        assert seen == set(document["paths"])  # every documented path was exercised

@@ -13,7 +13,9 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import re
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +24,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from bascule import __version__
+from bascule import config as cfg
+from bascule.admin.openapi import OPENAPI
 from bascule.admin.prometheus import CONTENT_TYPE, exposition
 from bascule.admin.upstreams import History, upstreams_document
 from bascule.telemetry.node import TelemetryDir
@@ -37,6 +41,7 @@ READ_TIMEOUT = 10.0
 PURGE_WAIT = 5.0  # seconds a purge waits for every worker to report it done
 _REASONS = {
     200: "OK",
+    202: "Accepted",
     400: "Bad Request",
     401: "Unauthorized",
     404: "Not Found",
@@ -82,7 +87,10 @@ class AdminApi:
             "/metrics": ("GET", self.metrics),
             "/api/status": ("GET", self.status),
             "/api/upstreams": ("GET", self.upstreams),
+            "/api/routes": ("GET", self.routes_document),
+            "/api/reload": ("POST", self.reload),
             "/api/cache/purge": ("POST", self.purge),
+            "/api/openapi.json": ("GET", self.openapi),
         }
 
     def allows(self, head: bytes) -> bool:
@@ -110,6 +118,54 @@ class AdminApi:
         if method != allowed and not (method == "HEAD" and allowed == "GET"):
             return _error(405, f"{path} answers {allowed} only")
         return await handler(body)
+
+    async def routes_document(self, _: bytes) -> Answer:
+        """Every route of the running config, in the order they are tried, with the
+        requests each answered."""
+        node = self.directory.read("node.json") or {}
+        config_file = (node.get("config") or {}).get("file")
+        try:
+            loaded = cfg.load(config_file) if config_file else None
+        except (cfg.ConfigError, OSError):
+            loaded = None
+        counts: dict[str, int] = {}
+        for series, count in self.directory.totals().requests.items():
+            route = series[1]
+            counts[route] = counts.get(route, 0) + count
+        routes = [] if loaded is None else loaded.config.routes
+        document = [
+            {
+                **spec.model_dump(mode="json", exclude_defaults=True),
+                "requests_total": counts.get(spec.name, 0),
+            }
+            for spec in routes
+        ]
+        return _json(200, {"routes": document})
+
+    async def reload(self, _: bytes) -> Answer:
+        """Check the config file as `bascule check` does; if it is good, ask the
+        supervisor to reload it (202: /api/status says how it went)."""
+        from bascule.runtime.server import Unsupported, check_supported
+
+        node = self.directory.read("node.json") or {}
+        config_file, pid = (node.get("config") or {}).get("file"), node.get("pid")
+        if not config_file or not isinstance(pid, int):
+            return _error(500, "the node has not said which file and process to reload")
+        try:
+            loaded = cfg.load(config_file)
+            check_supported(loaded.config)
+        except cfg.ConfigError as exc:
+            return _json(
+                400, {"error": "the file is not valid; nothing changed", "problems": str(exc)}
+            )
+        except (Unsupported, OSError) as exc:
+            return _json(400, {"error": f"the file cannot be served; nothing changed: {exc}"})
+        os.kill(pid, signal.SIGHUP)
+        log.info("admin: reload of %s asked of the supervisor %d", config_file, pid)
+        return _json(202, {"reload": "started", "file": config_file, "see": "/api/status"})
+
+    async def openapi(self, _: bytes) -> Answer:
+        return _json(200, OPENAPI)
 
     async def upstreams(self, _: bytes) -> Answer:
         overrides = self.directory.controls()["targets"]
