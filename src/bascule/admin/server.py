@@ -1,4 +1,5 @@
-"""The admin listener's HTTP: small, strict, one request per connection.
+"""The admin listener's HTTP: small, strict, one request per connection. `/` is the
+dashboard; everything else is the API.
 
 Admin traffic is a scrape every few seconds and an operator's browser, so this favours
 plain code over speed: read one request head (at most `MAX_HEAD` bytes, within
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -20,6 +22,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 from urllib.parse import unquote
 
@@ -284,16 +287,26 @@ class _TooLarge(Exception):
 
 
 async def _parse_and_answer(api: AdminApi, head: bytes, body: bytes) -> Answer:
+    line = head[: head.find(b"\r\n")].decode("latin-1")
+    parts = line.split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
+        return _error(400, "expected a request line such as GET /metrics HTTP/1.1")
+    method, path = parts[0], parts[1]
+    if path.partition("?")[0] == "/" and method in ("GET", "HEAD"):
+        return dashboard()  # the page holds no data: it asks the API, with the token
     if not api.allows(head):
         refused = _error(401, "this admin listener needs Authorization: Bearer <token>")
         return Answer(
             refused.status, refused.body, extra='WWW-Authenticate: Bearer realm="bascule"\r\n'
         )
-    line = head[: head.find(b"\r\n")].decode("latin-1")
-    parts = line.split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[1].startswith("/"):
-        return _error(400, "expected a request line such as GET /metrics HTTP/1.1")
-    return await api.answer(parts[0], parts[1], body)
+    return await api.answer(method, path, body)
+
+
+@functools.cache
+def dashboard() -> Answer:
+    """The dashboard: one page, everything inline (no CDN, no fonts fetched)."""
+    page = resources.files("bascule.admin").joinpath("dashboard.html").read_bytes()
+    return Answer(200, page, "text/html; charset=utf-8")
 
 
 def _response(answer: Answer, *, head_only: bool) -> bytes:
