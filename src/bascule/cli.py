@@ -1,4 +1,4 @@
-"""`bascule run | check | reload | schema | demo | cache purge`."""
+"""`bascule run | check | reload | status | schema | demo | cache purge`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bascule import __version__, config
+
+if TYPE_CHECKING:
+    from bascule.admin.client import AdminClient
 
 EXIT_CONFIG = 2
 PID_FILE_HELP = "default: <state_dir>/bascule-<hash of the config path>.pid"
@@ -113,33 +117,32 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_cache_purge(args: argparse.Namespace) -> int:
-    """Ask the running instance, through its admin listener, to purge cache keys."""
-    import http.client
+def _admin(args: argparse.Namespace, doing: str) -> AdminClient | None:
+    """The running instance's admin listener, as the config file names it."""
+    from bascule.admin.client import AdminClient
 
     loaded = _load(args.config)
     if loaded is None:
-        return EXIT_CONFIG
-    admin = loaded.config.admin
+        return None
+    if loaded.config.admin is None:
+        print(f"{args.config}: {doing} asks the admin listener; add admin.bind", file=sys.stderr)
+        return None
+    return AdminClient(loaded.config.admin)
+
+
+def cmd_cache_purge(args: argparse.Namespace) -> int:
+    """Ask the running instance, through its admin listener, to purge cache keys."""
+    from bascule.admin.client import AdminUnreachable
+
+    admin = _admin(args, "purging")
     if admin is None:
-        print(f"{args.config}: purging asks the admin listener; add admin.bind", file=sys.stderr)
         return EXIT_CONFIG
-    host, port = admin.bind.host, admin.bind.port
-    body = json.dumps({"prefix": args.prefix}).encode()
-    headers = {"Content-Type": "application/json"}
     try:
-        if admin.token_file is not None:
-            token = Path(admin.token_file).read_text().strip()
-            headers["Authorization"] = f"Bearer {token}"
-        conn = http.client.HTTPConnection(host, port, timeout=15)
-        conn.request("POST", "/api/cache/purge", body, headers)
-        response = conn.getresponse()
-        answer = json.loads(response.read())
-        conn.close()
-    except (OSError, ValueError) as exc:
-        print(f"no Bascule admin listener answered on {admin.bind}: {exc}", file=sys.stderr)
+        status, answer = admin.call("POST", "/api/cache/purge", {"prefix": args.prefix})
+    except AdminUnreachable as exc:
+        print(exc, file=sys.stderr)
         return 1
-    if response.status != 200:
+    if status != 200:
         print(f"purge refused: {answer.get('error', answer)}", file=sys.stderr)
         return 1
     workers = answer["workers"]
@@ -148,6 +151,28 @@ def cmd_cache_purge(args: argparse.Namespace) -> int:
         f"({workers['done']} of {workers['reporting']} worker(s))"
     )
     return 0 if workers["done"] == workers["reporting"] else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """The running instance's node, upstreams and targets, as its admin API sees them."""
+    from bascule.admin.client import AdminUnreachable
+    from bascule.admin.status_view import render
+
+    admin = _admin(args, "status")
+    if admin is None:
+        return EXIT_CONFIG
+    try:
+        status, node = admin.call("GET", "/api/status")
+        if status == 200:
+            status, upstreams = admin.call("GET", "/api/upstreams")
+    except AdminUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if status != 200:
+        print(f"the admin listener answered {status}", file=sys.stderr)
+        return 1
+    print(render(node, upstreams))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -179,6 +204,9 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     schema = sub.add_parser("schema", help="print the JSON Schema of the config file")
     schema.set_defaults(func=cmd_schema)
+    status = sub.add_parser("status", help="the running instance's targets and traffic")
+    status.add_argument("-c", "--config", required=True, help="the running instance's config file")
+    status.set_defaults(func=cmd_status)
     cache = sub.add_parser("cache", help="act on the running instance's caches")
     cache_sub = cache.add_subparsers(dest="cache_command", required=True)
     purge = cache_sub.add_parser(

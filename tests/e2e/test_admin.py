@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.backends import named
+from e2e.backends import named, refused_port
 from e2e.cache_support import Origin
 from e2e.proxy import config, free_port, wait_until
 from e2e.supervised import BASCULE, Instance, failures, get, listening, running, steady_load
@@ -433,3 +433,57 @@ def test_every_answer_matches_the_openapi_document(backend, tmp_path):
         assert admin_get(admin, "/metrics")[0] == 200  # text, not JSON
         seen |= {"/api/reload", "/metrics"}
         assert seen == set(document["paths"])  # every documented path was exercised
+
+
+def test_bascule_status_prints_the_node_and_its_targets(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    a = backend(named("a"))
+    with running(node(port, admin, a), tmp_path) as bascule:
+        started(bascule, admin)
+        for _ in range(10):
+            get(port)
+        command = [*BASCULE, "status", "-c", str(bascule.path)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith("Bascule ")
+        assert f"pid {bascule.proc.pid}" in lines[0]
+        assert "2 worker(s)" in lines[0]
+        assert any(line.startswith("upstream app") for line in lines)
+        (row,) = [line for line in lines if a.address in line]
+        assert row.split()[1] == "up"
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert stopped.returncode == 1
+    assert "no Bascule admin listener answered" in stopped.stderr
+
+
+def test_retries_ejections_cache_and_connects_are_counted(backend, tmp_path):
+    port, admin = free_port(), free_port()
+    origin = Origin(("Cache-Control", "max-age=600"))
+    good = backend(origin.respond)
+    dead = refused_port()
+    cfg = node(port, admin, good, dead)
+    cfg["workers"] = 1
+    cfg["upstreams"]["app"]["retries"] = {"attempts": 2}
+    cfg["upstreams"]["app"]["outlier_detection"] = {"consecutive_failures": 1}
+    cfg["routes"][1]["cache"] = {}
+    with running(cfg, tmp_path):
+        assert wait_until(lambda: reporting(admin) == 1, timeout=10)
+        paths = [f"/p{n}" for n in range(6)] + ["/p0"] * 3  # six misses, three hits
+        answers = [get(port, path) for path in paths]
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+
+        def counted() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+            return samples(admin)
+
+        assert wait_until(
+            lambda: counted().get(("bascule_ejections_total", (("upstream", "app"),))) == 1
+        )
+        values = counted()
+        assert values["bascule_retries_total", (("upstream", "app"),)] == 1  # the one try on it
+        hits = values["bascule_cache_requests_total", (("result", "hit"), ("route", "app"))]
+        misses = values["bascule_cache_requests_total", (("result", "miss"), ("route", "app"))]
+        assert (hits, misses) == (3, 6)
+        connects = values["bascule_upstream_connect_duration_seconds_count", (("upstream", "app"),)]
+        assert connects >= 1  # connections made to the good target (refused ones are not)
+    assert len(origin.seen) == 6

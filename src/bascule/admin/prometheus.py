@@ -18,13 +18,14 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from bascule.telemetry.metrics import DURATION_BUCKETS
-from bascule.telemetry.node import TelemetryDir
+from bascule.telemetry.metrics import CONNECT_BUCKETS, DURATION_BUCKETS
+from bascule.telemetry.node import NodeTotals, TelemetryDir
 
 __all__ = ["CONTENT_TYPE", "NodeCollector", "exposition"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BOUNDS = [f"{bound:g}" for bound in DURATION_BUCKETS] + ["+Inf"]
+_CONNECT_BOUNDS = [f"{bound:g}" for bound in CONNECT_BUCKETS] + ["+Inf"]
 
 
 class NodeCollector(Collector):
@@ -42,6 +43,16 @@ class NodeCollector(Collector):
             requests.add_metric([listener, route, upstream, target, str(code)], count)
         yield requests
 
+        yield from _counters(totals)
+        connects = HistogramMetricFamily(
+            "bascule_upstream_connect_duration_seconds",
+            "Time to open a new connection to a target (TCP, and TLS when used), by upstream.",
+            labels=["upstream"],
+        )
+        for upstream, (buckets, seconds) in sorted(totals.connects.items()):
+            connects.add_metric([upstream], _cumulative(_CONNECT_BOUNDS, buckets), seconds)
+        yield connects
+
         durations = HistogramMetricFamily(
             "bascule_request_duration_seconds",
             "Time from the request head to the last response byte, by route and upstream.",
@@ -55,11 +66,7 @@ class NodeCollector(Collector):
                 total + seconds,
             )
         for (route, upstream), (buckets, seconds) in sorted(by_route.items()):
-            cumulative, running = [], 0
-            for bound, count in zip(_BOUNDS, buckets, strict=True):
-                running += count
-                cumulative.append((bound, running))
-            durations.add_metric([route, upstream], cumulative, seconds)
+            durations.add_metric([route, upstream], _cumulative(_BOUNDS, buckets), seconds)
         yield durations
 
         received = CounterMetricFamily(
@@ -109,6 +116,44 @@ class NodeCollector(Collector):
         workers = GaugeMetricFamily("bascule_workers", "Worker processes reporting now.")
         workers.add_metric([], totals.workers)
         yield workers
+
+
+def _cumulative(bounds: list[str], buckets: list[int]) -> list[tuple[str, float]]:
+    """Per-bucket counts as Prometheus's cumulative `le` buckets."""
+    cumulative, running = [], 0
+    for bound, count in zip(bounds, buckets, strict=True):
+        running += count
+        cumulative.append((bound, float(running)))
+    return cumulative
+
+
+def _counters(totals: NodeTotals) -> Iterator[Metric]:
+    """Retries, ejections and cache lookups."""
+    retries = CounterMetricFamily(
+        "bascule_retries",
+        "Requests sent again after a failed try, by upstream.",
+        labels=["upstream"],
+    )
+    for upstream, count in sorted(totals.retries.items()):
+        retries.add_metric([upstream], count)
+    yield retries
+    ejections = CounterMetricFamily(
+        "bascule_ejections",
+        "Targets ejected by outlier detection (in any worker), by upstream.",
+        labels=["upstream"],
+    )
+    for upstream, count in sorted(totals.ejections.items()):
+        ejections.add_metric([upstream], count)
+    yield ejections
+    cache = CounterMetricFamily(
+        "bascule_cache_requests",
+        "Requests a route's cache looked up, by route and result "
+        "(hit, miss, stale, bypass, unavailable).",
+        labels=["route", "result"],
+    )
+    for (route, result), count in sorted(totals.cache.items()):
+        cache.add_metric([route, result], count)
+    yield cache
 
 
 def exposition(directory: TelemetryDir) -> bytes:

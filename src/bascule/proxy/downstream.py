@@ -40,6 +40,7 @@ from bascule.upstream.target import Target
 log = logging.getLogger("bascule.proxy")
 
 # Why reading from the client is paused; reading resumes when no reason is left.
+_RESULTS = {Outcome.MISS: "miss", Outcome.VALIDATE: "stale", Outcome.BYPASS: "bypass"}
 _HELD = 1  # a pipelined request waits for the current response
 _CONNECTING = 2  # request bytes wait for a connection to the target
 _UPSTREAM_FULL = 4  # the target reads the request body slower than the client sends it
@@ -390,13 +391,17 @@ class DownstreamConnection(asyncio.Protocol):
     def _after_lookup(self, ex: Exchange, cache: HttpCache, lookup: Lookup) -> bool:
         """Act on what the cache found: answer from it, or let the request go on (False)."""
         outcome = lookup.outcome
+        plan = ex.plan
+        assert plan is not None
         if outcome is Outcome.HIT:
+            self.ctx.metrics.looked_up(plan.name, "hit")
             assert lookup.entry is not None
             if lookup.refresh and lookup.key not in cache.refreshing:
                 self.loop.create_task(refresh(cache, lookup, ex, self.ctx.scheme))
             self._answer_from(ex, lookup.entry, lookup.fields, lookup.status, cache.clock())
             return True
         if outcome is Outcome.UNAVAILABLE:
+            self.ctx.metrics.looked_up(plan.name, "unavailable")
             extra = b"\r\nCache-Status: bascule; " + lookup.status
             message = "only-if-cached: no stored response fits the request"
             self._respond(ex, 504, error_body(504, message), extra=extra)
@@ -404,11 +409,12 @@ class DownstreamConnection(asyncio.Protocol):
         ex.cache = CacheExchange(cache, lookup, ex.head, self.ctx.scheme)
         if outcome is Outcome.MISS and ex.head.method == b"GET":
             fetch = cache.fetching.get(lookup.key)
-            if fetch is not None:
+            if fetch is not None:  # counted once it has its answer
                 self._pause(_CONNECTING)
                 self.loop.create_task(self._wait_for_fetch(ex, cache, lookup, fetch))
                 return True
             ex.cache.lead()
+        self.ctx.metrics.looked_up(plan.name, _RESULTS[outcome])
         return False
 
     async def _wait_for_fetch(
@@ -556,6 +562,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     async def _connect(self, ex: Exchange, target: Target, head: bytes) -> None:
         timeout = target.pool.connect_timeout
+        began = monotonic()
         try:
             conn = await target.pool.connect()
         except ConnectTimeout:
@@ -575,6 +582,9 @@ class DownstreamConnection(asyncio.Protocol):
             )
         else:
             assert isinstance(conn, UpstreamConnection)
+            plan = ex.plan
+            if plan is not None and plan.upstream is not None:
+                self.ctx.metrics.connected(plan.upstream.name, monotonic() - began)
             if self.ex is not ex or self.transport is None:
                 target.pool.put_back(conn)  # still a good connection for someone else
                 return
@@ -648,6 +658,7 @@ class DownstreamConnection(asyncio.Protocol):
         plan = ex.plan
         assert plan is not None and plan.upstream is not None
         plan.upstream.retry.spend(error.kind)
+        self.ctx.metrics.retried(plan.upstream.name)
         ex.attempts += 1
         pick = ex.pick
         ex.pick = PickContext(

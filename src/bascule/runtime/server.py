@@ -105,12 +105,12 @@ async def serve(
     caches = build_caches(config)
     discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
     # health checks (here, or followed on the board) and outlier detection
-    guards = (
-        Guards.from_config(config, upstreams)
-        if board is None
-        else Guards.from_config(config, upstreams, "worker", board)
-    )
     metrics = WorkerMetrics()
+    guards = (
+        Guards.from_config(config, upstreams, on_eject=metrics.ejected)
+        if board is None
+        else Guards.from_config(config, upstreams, "worker", board, metrics.ejected)
+    )
     metrics.watch_upstreams(upstreams.values())
     snapshots = SnapshotWriter(metrics, telemetry) if telemetry is not None else None
     following: list[asyncio.Task[None]] = []  # the admin process's purges and controls

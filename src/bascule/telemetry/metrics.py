@@ -24,10 +24,13 @@ if TYPE_CHECKING:
     from bascule.upstream.target import Target
     from bascule.upstream.upstream import Upstream
 
-__all__ = ["DURATION_BUCKETS", "ListenerMetrics", "Snapshot", "WorkerMetrics"]
+__all__ = ["CONNECT_BUCKETS", "DURATION_BUCKETS", "ListenerMetrics", "Snapshot", "WorkerMetrics"]
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the request-duration histogram's buckets; +Inf follows."""
+
+CONNECT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+"""Upper bounds (seconds) of the upstream-connect histogram's buckets; +Inf follows."""
 
 Snapshot = dict[str, Any]
 """A worker's totals as JSON: see `WorkerMetrics.snapshot` for the keys."""
@@ -42,7 +45,17 @@ class _Live(Protocol):
 class ListenerMetrics:
     """The counters of one listener in one worker. `record` is on the hot path."""
 
-    __slots__ = ("bytes_in", "bytes_out", "durations", "live", "name", "requests")
+    __slots__ = (
+        "bytes_in",
+        "bytes_out",
+        "cache",
+        "connects",
+        "durations",
+        "live",
+        "name",
+        "requests",
+        "retries",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -53,6 +66,10 @@ class ListenerMetrics:
         self.bytes_in = 0
         self.bytes_out = 0
         self.live: _Live | None = None  # the listener context, for its connection count
+        self.retries: dict[str, int] = {}  # by upstream: tries after the first
+        self.cache: dict[tuple[str, str], int] = {}  # by route and lookup result
+        # by upstream: new connections' setup times (TCP, and TLS when used) as a histogram
+        self.connects: dict[str, list[float]] = {}
 
     def record(self, ex: Exchange, now: float) -> None:
         """Count one finished exchange; `now` is time.monotonic()."""
@@ -69,6 +86,20 @@ class ListenerMetrics:
         self.bytes_in += ex.bytes_in
         self.bytes_out += ex.bytes_out
 
+    def retried(self, upstream: str) -> None:
+        self.retries[upstream] = self.retries.get(upstream, 0) + 1
+
+    def looked_up(self, route: str, result: str) -> None:
+        key = (route, result)
+        self.cache[key] = self.cache.get(key, 0) + 1
+
+    def connected(self, upstream: str, seconds: float) -> None:
+        histogram = self.connects.get(upstream)
+        if histogram is None:
+            histogram = self.connects[upstream] = [0.0] * (len(CONNECT_BUCKETS) + 2)
+        histogram[bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
+        histogram[-1] += seconds
+
 
 class WorkerMetrics:
     """Every listener's counters in one worker, and the upstreams whose targets it reports."""
@@ -77,6 +108,10 @@ class WorkerMetrics:
         self.listeners: list[ListenerMetrics] = []
         self.upstreams: list[Upstream] = []
         self.purged = (0, 0)  # the last cache purge carried out, and the keys it removed
+        self.ejections: dict[str, int] = {}  # by upstream, from outlier detection
+
+    def ejected(self, upstream: str) -> None:
+        self.ejections[upstream] = self.ejections.get(upstream, 0) + 1
 
     def add(self, metrics: ListenerMetrics, live: _Live) -> None:
         """Report a listener's counters, and the connections `live` has open."""
@@ -96,8 +131,13 @@ class WorkerMetrics:
         - `targets`: [upstream, target, available now (0/1), in flight now, weight,
           who holds it out now (health, outlier, draining, operator)]
         - `purged`: [the last cache purge carried out, keys it removed]
+        - `retries`: [upstream, count]; `ejections`: [upstream, count];
+          `cache`: [route, result, count]; `connects`: [upstream, [bucket counts], sum]
         """
         requests, durations, transferred, connections = [], [], [], []
+        retries: dict[str, int] = {}
+        cache: dict[tuple[str, str], int] = {}
+        connects: dict[str, list[float]] = {}
         for listener in self.listeners:
             name = listener.name
             for (plan, target, code), count in listener.requests.items():
@@ -108,6 +148,11 @@ class WorkerMetrics:
                 counts = [int(n) for n in histogram[:-1]]
                 durations.append([route, upstream, _name(target), counts, histogram[-1]])
             transferred.append([name, listener.bytes_in, listener.bytes_out])
+            _merge(retries, listener.retries)
+            _merge(cache, listener.cache)
+            for upstream_name, histogram in listener.connects.items():
+                old = connects.get(upstream_name, [0.0] * len(histogram))
+                connects[upstream_name] = [a + b for a, b in zip(old, histogram, strict=True)]
             live = listener.live
             connections.append([name, len(live.connections) if live is not None else 0])
         targets = [
@@ -131,7 +176,16 @@ class WorkerMetrics:
             "connections": connections,
             "targets": targets,
             "purged": list(self.purged),
+            "retries": [[u, n] for u, n in retries.items()],
+            "ejections": [[u, n] for u, n in self.ejections.items()],
+            "cache": [[route, result, n] for (route, result), n in cache.items()],
+            "connects": [[u, [int(n) for n in h[:-1]], h[-1]] for u, h in connects.items()],
         }
+
+
+def _merge(into: dict[Any, int], counts: dict[Any, int]) -> None:
+    for key, count in counts.items():
+        into[key] = into.get(key, 0) + count
 
 
 def _name(target: Target | None) -> str:

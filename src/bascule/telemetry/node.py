@@ -82,6 +82,10 @@ class NodeTotals:
     connections: dict[str, int] = field(default_factory=dict)
     targets: dict[tuple[str, str], TargetLive] = field(default_factory=dict)
     workers: int = 0  # live workers whose snapshots were read
+    retries: dict[str, int] = field(default_factory=dict)  # by upstream
+    ejections: dict[str, int] = field(default_factory=dict)  # by upstream
+    cache: dict[tuple[str, str], int] = field(default_factory=dict)  # by route and result
+    connects: dict[str, tuple[list[int], float]] = field(default_factory=dict)  # by upstream
 
     def add_counters(self, snapshot: Snapshot) -> None:
         for listener, route, upstream, target, code, count in snapshot.get("requests", ()):
@@ -95,6 +99,16 @@ class NodeTotals:
         for listener, received, sent in snapshot.get("bytes", ()):
             was_in, was_out = self.transferred.get(listener, (0, 0))
             self.transferred[listener] = (was_in + received, was_out + sent)
+        for upstream, count in snapshot.get("retries", ()):
+            self.retries[upstream] = self.retries.get(upstream, 0) + count
+        for upstream, count in snapshot.get("ejections", ()):
+            self.ejections[upstream] = self.ejections.get(upstream, 0) + count
+        for route, result, count in snapshot.get("cache", ()):
+            self.cache[route, result] = self.cache.get((route, result), 0) + count
+        for upstream, buckets, seconds in snapshot.get("connects", ()):
+            old, total = self.connects.get(upstream, ([0] * len(buckets), 0.0))
+            merged = [a + b for a, b in zip(old, buckets, strict=True)]
+            self.connects[upstream] = (merged, total + seconds)
 
     def add_gauges(self, snapshot: Snapshot) -> None:
         for listener, count in snapshot.get("connections", ()):
@@ -113,6 +127,10 @@ class NodeTotals:
             "requests": [[*key, count] for key, count in self.requests.items()],
             "durations": [[*key, b, s] for key, (b, s) in self.durations.items()],
             "bytes": [[name, i, o] for name, (i, o) in self.transferred.items()],
+            "retries": [[u, n] for u, n in self.retries.items()],
+            "ejections": [[u, n] for u, n in self.ejections.items()],
+            "cache": [[route, result, n] for (route, result), n in self.cache.items()],
+            "connects": [[u, b, s] for u, (b, s) in self.connects.items()],
         }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from bascule.upstream.health import HealthChecker, HealthSettings
@@ -42,11 +42,17 @@ class Checks(Protocol):
 class Guards:
     """Health checks and outlier detectors by upstream name."""
 
-    def __init__(self, role: Role = "alone", board: HealthBoard | None = None) -> None:
+    def __init__(
+        self,
+        role: Role = "alone",
+        board: HealthBoard | None = None,
+        on_eject: Callable[[str], None] | None = None,
+    ) -> None:
         if (board is None) != (role == "alone"):
             raise ValueError(f"a {role} {'needs' if board is None else 'has no'} health board")
         self.role = role
         self.board = board
+        self.on_eject = on_eject  # each ejection, by upstream name (metrics)
         self.checkers: dict[str, HealthChecker] = {}
         self.mirrors: dict[str, HealthMirror] = {}
         self.detectors: dict[str, OutlierDetector] = {}
@@ -59,8 +65,9 @@ class Guards:
         upstreams: Mapping[str, Upstream],
         role: Role = "alone",
         board: HealthBoard | None = None,
+        on_eject: Callable[[str], None] | None = None,
     ) -> Guards:
-        guards = cls(role, board)
+        guards = cls(role, board, on_eject)
         for name, spec in config.upstreams.items():
             health = (
                 HealthSettings.from_config(spec.health, upstreams[name].load_header)
@@ -101,6 +108,7 @@ class Guards:
                 upstream.targets,
                 outlier,
                 recheck=checks.recheck if checks is not None else None,
+                on_eject=self.on_eject,
             )
         if checks is not None or detector is not None:
 

@@ -93,12 +93,14 @@ class OutlierDetector:
         settings: OutlierSettings,
         *,
         recheck: Callable[[Target], None] | None = None,
+        on_eject: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         call_later: CallLater | None = None,
     ) -> None:
         self.upstream = upstream
         self.settings = settings
         self._recheck = recheck
+        self._on_eject = on_eject  # told the upstream's name at each ejection (metrics)
         self._clock = clock
         self._call_later = call_later
         self._records: dict[Target, _Record] = {}
@@ -178,6 +180,8 @@ class OutlierDetector:
         record.handle = self._call_later(record.window, lambda: self._return(target))
         self._ejected += 1
         target.state.set_available(False, by="outlier")
+        if self._on_eject is not None:
+            self._on_eject(self.upstream)
         log.warning(
             "target %s of upstream %s ejected for %s: %d failed requests in a row "
             "(ejection %d in a row)",
