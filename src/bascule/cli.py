@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bascule import __version__, config
 
@@ -130,17 +130,24 @@ def _admin(args: argparse.Namespace, doing: str) -> AdminClient | None:
     return AdminClient(loaded.config.admin)
 
 
-def cmd_cache_purge(args: argparse.Namespace) -> int:
-    """Ask the running instance, through its admin listener, to purge cache keys."""
+def _ask(admin: AdminClient, method: str, path: str, body: object = None) -> tuple[int, Any]:
+    """One admin call; (0, None) after saying on stderr that nobody answered."""
     from bascule.admin.client import AdminUnreachable
 
+    try:
+        return admin.call(method, path, body)
+    except AdminUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return 0, None
+
+
+def cmd_cache_purge(args: argparse.Namespace) -> int:
+    """Ask the running instance, through its admin listener, to purge cache keys."""
     admin = _admin(args, "purging")
     if admin is None:
         return EXIT_CONFIG
-    try:
-        status, answer = admin.call("POST", "/api/cache/purge", {"prefix": args.prefix})
-    except AdminUnreachable as exc:
-        print(exc, file=sys.stderr)
+    status, answer = _ask(admin, "POST", "/api/cache/purge", {"prefix": args.prefix})
+    if status == 0:
         return 1
     if status != 200:
         print(f"purge refused: {answer.get('error', answer)}", file=sys.stderr)
@@ -155,18 +162,15 @@ def cmd_cache_purge(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """The running instance's node, upstreams and targets, as its admin API sees them."""
-    from bascule.admin.client import AdminUnreachable
     from bascule.admin.status_view import render
 
     admin = _admin(args, "status")
     if admin is None:
         return EXIT_CONFIG
-    try:
-        status, node = admin.call("GET", "/api/status")
-        if status == 200:
-            status, upstreams = admin.call("GET", "/api/upstreams")
-    except AdminUnreachable as exc:
-        print(exc, file=sys.stderr)
+    status, node = _ask(admin, "GET", "/api/status")
+    if status == 200:
+        status, upstreams = _ask(admin, "GET", "/api/upstreams")
+    if status == 0:
         return 1
     if status != 200:
         print(f"the admin listener answered {status}", file=sys.stderr)

@@ -8,6 +8,7 @@ and its counters never go down across reloads and worker restarts.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -127,33 +128,34 @@ def _cumulative(bounds: list[str], buckets: list[int]) -> list[tuple[str, float]
     return cumulative
 
 
+def _counter(name: str, text: str, labels: list[str], counts: dict[Any, int]) -> Metric:
+    family = CounterMetricFamily(name, text, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], count)
+    return family
+
+
 def _counters(totals: NodeTotals) -> Iterator[Metric]:
     """Retries, ejections and cache lookups."""
-    retries = CounterMetricFamily(
+    yield _counter(
         "bascule_retries",
         "Requests sent again after a failed try, by upstream.",
-        labels=["upstream"],
+        ["upstream"],
+        totals.retries,
     )
-    for upstream, count in sorted(totals.retries.items()):
-        retries.add_metric([upstream], count)
-    yield retries
-    ejections = CounterMetricFamily(
+    yield _counter(
         "bascule_ejections",
         "Targets ejected by outlier detection (in any worker), by upstream.",
-        labels=["upstream"],
+        ["upstream"],
+        totals.ejections,
     )
-    for upstream, count in sorted(totals.ejections.items()):
-        ejections.add_metric([upstream], count)
-    yield ejections
-    cache = CounterMetricFamily(
+    yield _counter(
         "bascule_cache_requests",
         "Requests a route's cache looked up, by route and result "
         "(hit, miss, stale, bypass, unavailable).",
-        labels=["route", "result"],
+        ["route", "result"],
+        totals.cache,
     )
-    for (route, result), count in sorted(totals.cache.items()):
-        cache.add_metric([route, result], count)
-    yield cache
 
 
 def exposition(directory: TelemetryDir) -> bytes:
