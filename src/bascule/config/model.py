@@ -18,7 +18,7 @@ from bascule.config.syntax import Name
 from bascule.config.units import Duration
 from bascule.config.upstream import Upstream
 
-__all__ = ["AccessLog", "Admin", "Config", "default_state_dir"]
+__all__ = ["AccessLog", "Admin", "Config", "Tracing", "default_state_dir"]
 
 
 def default_state_dir() -> str:
@@ -71,6 +71,15 @@ class AccessLog(Section):
     )
 
 
+class Tracing(Section):
+    """Spans of sampled requests to an OpenTelemetry collector (the `otel` extra)."""
+
+    otlp_endpoint: str = Field(
+        description="The collector's OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces."
+    )
+    service_name: str = Field(default="bascule", description="service.name of the spans.")
+
+
 class Config(Section):
     """A whole config file."""
 
@@ -82,6 +91,9 @@ class Config(Section):
     request_ids: bool = Field(
         default=True,
         description="X-Request-Id on every request and response, traceparent carried on.",
+    )
+    tracing: Tracing | None = Field(
+        default=None, description="Export spans of sampled requests over OTLP; off when absent."
     )
     drain_timeout: Duration = Field(
         default=30.0,
@@ -101,6 +113,15 @@ class Config(Section):
     listeners: list[Listener] = Field(min_length=1)
     routes: list[Route] = Field(default_factory=list)
     upstreams: dict[Name, Upstream] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _tracing_needs_ids(self) -> Self:
+        if self.tracing is not None and not self.request_ids:
+            raise ValueError(
+                "tracing follows the traceparent Bascule carries on, which request_ids: false "
+                "turns off; remove one of them"
+            )
+        return self
 
     @field_validator("workers", mode="before")
     @classmethod

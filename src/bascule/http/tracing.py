@@ -15,15 +15,46 @@ Rules:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from random import getrandbits
 
 from bascule.http.head import RequestHead
 
-__all__ = ["as_received", "identify", "new_request_id", "next_traceparent"]
+__all__ = ["Hop", "as_received", "identify", "new_request_id", "next_traceparent"]
 
 _TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
 _ID = re.compile(rb"[\w.:/+=@-]{1,200}")  # UUIDs, base64 and the like: safe in a log line
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """This proxy's span in a trace: the trace, the caller's span, ours (sent on as the
+    next parent), and whether the caller sampled it (flags bit 0)."""
+
+    trace_id: bytes  # 32 hex digits
+    parent_id: bytes  # 16 hex digits
+    span_id: bytes  # 16 hex digits
+    flags: bytes  # 2 hex digits
+
+    @property
+    def sampled(self) -> bool:
+        return bool(int(self.flags, 16) & 1)
+
+    @property
+    def traceparent(self) -> bytes:
+        return b"00-%b-%b-%b" % (self.trace_id, self.span_id, self.flags)
+
+
+def next_hop(value: bytes | None) -> Hop | None:
+    """This hop of the trace a traceparent names (rule 2), or None."""
+    if value is None:
+        return None
+    found = _TRACEPARENT.fullmatch(value.strip())
+    if found is None or found.group(1) == _ZERO_TRACE or found.group(2) == _ZERO_SPAN:
+        return None
+    span = b"%016x" % (getrandbits(64) or 1)
+    return Hop(found.group(1), found.group(2), span, found.group(3))
 
 
 def new_request_id() -> bytes:
@@ -32,30 +63,26 @@ def new_request_id() -> bytes:
 
 def next_traceparent(value: bytes | None) -> bytes | None:
     """The traceparent for the next hop (rule 2), or None."""
-    if value is None:
-        return None
-    found = _TRACEPARENT.fullmatch(value.strip())
-    if found is None or found.group(1) == _ZERO_TRACE or found.group(2) == _ZERO_SPAN:
-        return None
-    return b"00-%b-%016x-%b" % (found.group(1), getrandbits(64) or 1, found.group(3))
+    hop = next_hop(value)
+    return None if hop is None else hop.traceparent
 
 
-def identify(head: RequestHead, trusted: bool) -> tuple[bytes, bytes, bytes]:
-    """The request's id, its header line (for the answer), and the header lines that carry
-    it and its trace upstream."""
+def identify(head: RequestHead, trusted: bool) -> tuple[bytes, bytes, bytes, Hop | None]:
+    """The request's id, its header line (for the answer), the header lines that carry it
+    and its trace upstream, and this hop of the trace (if it came with one)."""
     request_id: bytes | None = None
-    traceparent = None
+    hop = None
     if head.identified:  # it came with one of them: read them as sent
         given = head.header(b"x-request-id") if trusted else None
         if given is not None and _ID.fullmatch(given):
             request_id = given
-        traceparent = next_traceparent(head.header(b"traceparent"))
+        hop = next_hop(head.header(b"traceparent"))
     if request_id is None:
         request_id = new_request_id()
     line = b"\r\nX-Request-Id: " + request_id
-    if traceparent is None:
-        return request_id, line, line
-    return request_id, line, line + b"\r\ntraceparent: " + traceparent
+    if hop is None:
+        return request_id, line, line, None
+    return request_id, line, line + b"\r\ntraceparent: " + hop.traceparent, hop
 
 
 def as_received(head: RequestHead) -> bytes:

@@ -242,10 +242,7 @@ class DownstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.status < 500)
-        if ex.cache is not None:
-            ex.cache.release()
-        ctx.access_log.write(self.log_prefix, ex)
-        ctx.metrics.record(ex, monotonic())
+        self._settled(ex)
         if ex.close_after or not ex.request_done or not ex.head.keep_alive or ctx.draining:
             self._close()
             return
@@ -312,7 +309,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex = Exchange(head, monotonic())
         self._requests += 1
         if ctx.request_ids:
-            ex.request_id, ex.id_line, ex.trace_lines = identify(head, self.peer_trusted)
+            ex.request_id, ex.id_line, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
         elif head.identified:
             ex.trace_lines = as_received(head)
         if self.peer_trusted:
@@ -796,14 +793,22 @@ class DownstreamConnection(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def _settled(self, ex: Exchange) -> None:
+        """What every exchange's end tells: the cache's waiters, the access log, the
+        metrics, and the collector (a span, when its trace is sampled)."""
+        ctx = self.ctx
+        if ex.cache is not None:
+            ex.cache.release()
+        ctx.access_log.write(self.log_prefix, ex)
+        ctx.metrics.record(ex, monotonic())
+        if ex.hop is not None and ctx.spans is not None:
+            ctx.spans.record(ex)
+
     def _log(self, ex: Exchange) -> None:
         """The exchange is over (not through `exchange_finished`): settle and log it."""
         if ex.attempt_started or ex.admitted is not None:
             ex.end_attempt(ok=ex.error is None or ex.error.source is not Source.UPSTREAM)
-        if ex.cache is not None:
-            ex.cache.release()
-        self.ctx.access_log.write(self.log_prefix, ex)
-        self.ctx.metrics.record(ex, monotonic())
+        self._settled(ex)
 
     # -- the one timer: header, keep-alive, body and stalled-write timeouts ----------------
 

@@ -11,6 +11,7 @@ from bascule.http.head import RequestHead
 if TYPE_CHECKING:
     from bascule.filters.cache import CacheExchange
     from bascule.filters.compress import Encoder
+    from bascule.http.tracing import Hop
     from bascule.proxy.errors import ProxyError
     from bascule.proxy.route_plan import RoutePlan
     from bascule.proxy.upstream_connection import UpstreamConnection
@@ -31,6 +32,7 @@ class Exchange:
         "error",
         "first_byte_after",
         "head",
+        "hop",
         "id_line",
         "local",
         "pending",
@@ -82,6 +84,7 @@ class Exchange:
         self.request_id = b""  # X-Request-Id; b"" when request ids are off
         self.id_line = b""  # "\r\nX-Request-Id: <id>", for the answer
         self.trace_lines = b""  # X-Request-Id and traceparent lines for the target
+        self.hop: Hop | None = None  # its span in the caller's trace, if it came in one
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.

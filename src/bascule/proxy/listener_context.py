@@ -15,6 +15,7 @@ from bascule.telemetry.metrics import ListenerMetrics
 
 if TYPE_CHECKING:
     from bascule.proxy.downstream import DownstreamConnection
+    from bascule.telemetry.otlp import OtlpSpans
 
 
 class ListenerContext:
@@ -38,6 +39,7 @@ class ListenerContext:
         "request_ids",
         "router",
         "scheme",
+        "spans",
         "trusted_proxies",
     )
 
@@ -77,6 +79,7 @@ class ListenerContext:
         self.redirect_https = redirect_https  # the https port every request is sent to
         self.client_certificates = client_certificates  # verified ones: subject passed upstream
         self.request_ids = request_ids  # X-Request-Id and traceparent (http.tracing)
+        self.spans: OtlpSpans | None = None  # spans of sampled requests (tracing:)
         self.connections: set[DownstreamConnection] = set()
         self.draining = False
         self.drained = asyncio.Event()  # set once draining and the last connection is gone

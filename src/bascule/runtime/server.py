@@ -52,6 +52,11 @@ def check_supported(config: cfg.Config) -> None:
     unusable = tls.problems(config)  # certificate, key and CA files, read as run reads them
     if unusable:
         raise Unsupported("\n  ".join(["TLS files that cannot be used:", *unusable]))
+    if config.tracing is not None:
+        try:
+            import bascule.telemetry.otlp  # noqa: F401 - only: is the extra installed?
+        except ImportError:
+            raise Unsupported("tracing: needs OpenTelemetry: pip install 'bascule[otel]'") from None
     if config.admin is not None and config.admin.token_file is not None:
         from bascule.runtime.admin_process import read_token
 
@@ -112,6 +117,11 @@ async def serve(
         else Guards.from_config(config, upstreams, "worker", board, metrics.ejected)
     )
     metrics.watch_upstreams(upstreams.values())
+    spans = None
+    if config.tracing is not None:
+        from bascule.telemetry.otlp import OtlpSpans
+
+        spans = OtlpSpans(config.tracing.otlp_endpoint, config.tracing.service_name)
     snapshots = SnapshotWriter(metrics, telemetry) if telemetry is not None else None
     following: list[asyncio.Task[None]] = []  # the admin process's purges and controls
     contexts: list[ListenerContext | TcpListenerContext] = []
@@ -137,6 +147,8 @@ async def serve(
                 handshake_timeout=spec.timeouts.header,
             )
             contexts.append(ctx)
+            if isinstance(ctx, ListenerContext):
+                ctx.spans = spans
             metrics.add(
                 ctx.metrics if isinstance(ctx, ListenerContext) else ListenerMetrics(spec.name), ctx
             )
@@ -183,6 +195,8 @@ async def serve(
             upstream.close()
         for cache in caches.values():
             await cache.close()
+        if spans is not None:
+            await asyncio.get_running_loop().run_in_executor(None, spans.close)  # flushes
         access_log.close()
     return 0
 

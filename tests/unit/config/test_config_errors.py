@@ -62,8 +62,8 @@ def test_unknown_key_with_no_close_match_lists_the_valid_keys(problems: Problems
 
     assert where(problem) == (2, 1, "colour")
     assert problem.suggestion == (
-        "valid keys: workers, admin, access_log, request_ids, drain_timeout, trusted_proxies, "
-        "state_dir, listeners, routes, upstreams"
+        "valid keys: workers, admin, access_log, request_ids, tracing, drain_timeout, "
+        "trusted_proxies, state_dir, listeners, routes, upstreams"
     )
 
 

@@ -63,3 +63,11 @@ def test_an_admin_listener_off_loopback_needs_a_token(problems: Problems, loaded
     assert "set admin.token_file" in problem.message
     loaded(base + "admin: {bind: 0.0.0.0:9090, token_file: /etc/bascule/admin.token}\n")
     loaded(base + 'admin: {bind: "[::1]:9090"}\n')
+
+
+def test_tracing_needs_request_ids(problems: Problems, loaded: Loaded) -> None:
+    base = HEAD + "  - {name: r, upstream: app}\n"
+    tracing = "tracing: {otlp_endpoint: 'http://127.0.0.1:4318/v1/traces'}\n"
+    assert loaded(base + tracing).config.tracing is not None
+    (problem,) = problems(base + tracing + "request_ids: false\n")
+    assert "request_ids: false" in problem.message
