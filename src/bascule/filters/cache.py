@@ -36,6 +36,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bascule.filters.cache_policy import (
     CacheControl,
@@ -389,10 +390,7 @@ class CacheExchange:
             vary=tuple((name, self._value(name)) for name in names),
             etag=fields.get(b"etag"),
             last_modified=fields.get(b"last-modified"),
-            must_revalidate=_must_revalidate(directives),
-            no_cache=directives.has("no-cache"),
-            stale_while_revalidate=directives.seconds("stale-while-revalidate") or 0,
-            stale_if_error=directives.seconds("stale-if-error") or 0,
+            **_serving(directives),
         )
 
     def stale_for_error(self) -> Entry | None:
@@ -440,13 +438,17 @@ class CacheExchange:
             self.entry = pending
 
 
-def _must_revalidate(directives: CacheControl) -> bool:
-    return (
-        directives.has("must-revalidate")
+def _serving(directives: CacheControl) -> dict[str, Any]:
+    """What a response's Cache-Control says of serving it later: the `Entry` fields."""
+    return {
+        "must_revalidate": directives.has("must-revalidate")
         or directives.has("proxy-revalidate")
         or directives.has("no-cache")
-        or directives.has("s-maxage")  # RFC 9111 §5.2.2.10: s-maxage implies it for shared caches
-    )
+        or directives.has("s-maxage"),  # RFC 9111 §5.2.2.10: for shared caches it implies it
+        "no_cache": directives.has("no-cache"),
+        "stale_while_revalidate": directives.seconds("stale-while-revalidate") or 0,
+        "stale_if_error": directives.seconds("stale-if-error") or 0,
+    }
 
 
 def _freshness(
@@ -491,10 +493,7 @@ def _refreshed(
         vary=stale.vary,
         etag=merged.get(b"etag"),
         last_modified=merged.get(b"last-modified"),
-        must_revalidate=_must_revalidate(directives),
-        no_cache=directives.has("no-cache"),
-        stale_while_revalidate=directives.seconds("stale-while-revalidate") or 0,
-        stale_if_error=directives.seconds("stale-if-error") or 0,
+        **_serving(directives),
     )
 
 

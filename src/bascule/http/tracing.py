@@ -20,7 +20,7 @@ from random import getrandbits
 
 from bascule.http.head import RequestHead
 
-__all__ = ["Hop", "as_received", "identify", "new_request_id", "next_traceparent"]
+__all__ = ["Hop", "as_received", "id_line", "identify", "new_request_id", "next_traceparent"]
 
 _TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE, _ZERO_SPAN = b"0" * 32, b"0" * 16
@@ -67,9 +67,14 @@ def next_traceparent(value: bytes | None) -> bytes | None:
     return None if hop is None else hop.traceparent
 
 
-def identify(head: RequestHead, trusted: bool) -> tuple[bytes, bytes, bytes, Hop | None]:
-    """The request's id, its header line (for the answer), the header lines that carry it
-    and its trace upstream, and this hop of the trace (if it came with one)."""
+def id_line(request_id: bytes) -> bytes:
+    """The X-Request-Id header line, CRLF first, as it joins a head."""
+    return b"\r\nX-Request-Id: " + request_id
+
+
+def identify(head: RequestHead, trusted: bool) -> tuple[bytes, bytes, Hop | None]:
+    """The request's id, the header lines that carry it and its trace upstream, and this
+    hop of the trace (if it came with one)."""
     request_id: bytes | None = None
     hop = None
     if head.identified:  # it came with one of them: read them as sent
@@ -79,10 +84,10 @@ def identify(head: RequestHead, trusted: bool) -> tuple[bytes, bytes, bytes, Hop
         hop = next_hop(head.header(b"traceparent"))
     if request_id is None:
         request_id = new_request_id()
-    line = b"\r\nX-Request-Id: " + request_id
+    line = id_line(request_id)
     if hop is None:
-        return request_id, line, line, None
-    return request_id, line, line + b"\r\ntraceparent: " + hop.traceparent, hop
+        return request_id, line, None
+    return request_id, line + b"\r\ntraceparent: " + hop.traceparent, hop
 
 
 def as_received(head: RequestHead) -> bytes:

@@ -8,6 +8,7 @@ from bascule.filters.cache_policy import http_date
 from bascule.filters.cache_store import Entry
 from bascule.http.forwarding import VIA
 from bascule.http.head import ResponseHead
+from bascule.http.tracing import id_line
 from bascule.proxy.exchange import Exchange
 
 __all__ = ["cached_response", "not_modified"]
@@ -70,7 +71,7 @@ def cached_response(
         lines.append(b"\r\nConnection: keep-alive")
     lines.append(plan.response_added)
     if ex.request_id:
-        lines.append(ex.id_line)
+        lines.append(id_line(ex.request_id))
     lines.append(b"\r\n\r\n")
     if request.method != b"HEAD":
         lines.append(body)

@@ -22,7 +22,7 @@ from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
 from bascule.http.head import RequestHead
-from bascule.http.tracing import as_received, identify
+from bascule.http.tracing import as_received, id_line, identify
 from bascule.net.tls import client_subject
 from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
@@ -39,8 +39,10 @@ from bascule.upstream.target import Target
 
 log = logging.getLogger("bascule.proxy")
 
-# Why reading from the client is paused; reading resumes when no reason is left.
+# What a cache lookup that sends the request on counts as, in bascule_cache_requests_total.
 _RESULTS = {Outcome.MISS: "miss", Outcome.VALIDATE: "stale", Outcome.BYPASS: "bypass"}
+
+# Why reading from the client is paused; reading resumes when no reason is left.
 _HELD = 1  # a pipelined request waits for the current response
 _CONNECTING = 2  # request bytes wait for a connection to the target
 _UPSTREAM_FULL = 4  # the target reads the request body slower than the client sends it
@@ -268,11 +270,12 @@ class DownstreamConnection(asyncio.Protocol):
         ex.end_attempt(ok=False)
         if not ex.response_started and self._retry(ex, error):
             return
-        stale = ex.cache.stale_for_error() if ex.cache is not None else None
-        if stale is not None and not ex.response_started:
-            assert ex.cache is not None
-            status = ex.cache.lookup.status + b"; detail=stale-if-error"
-            self._answer_from(ex, stale, ex.cache.lookup.fields, status, ex.cache.cache.clock())
+        state = ex.cache
+        stale = state.stale_for_error() if state is not None and not ex.response_started else None
+        if stale is not None:
+            assert state is not None
+            status = state.lookup.status + b"; detail=stale-if-error"
+            self._answer_from(ex, stale, state.lookup.fields, status, state.cache.clock())
             return
         ex.error = error
         target = ex.target.name if ex.target is not None else "-"
@@ -309,7 +312,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex = Exchange(head, monotonic())
         self._requests += 1
         if ctx.request_ids:
-            ex.request_id, ex.id_line, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
+            ex.request_id, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
         elif head.identified:
             ex.trace_lines = as_received(head)
         if self.peer_trusted:
@@ -454,14 +457,21 @@ class DownstreamConnection(asyncio.Protocol):
     ) -> bytes:
         """The bytes that answer `ex` with a stored response; decides whether the
         connection closes after it."""
-        head = ex.head
-        if head.has_body and not ex.request_done:
-            ex.close_after = True  # its body is still on the way; don't wait for it
-        close = ex.close_after = ex.close_after or not head.keep_alive or self.ctx.draining
-        keep_alive_1_0 = head.version == "1.0" and not close
+        close = self._closes_after_local_answer(ex)
+        keep_alive_1_0 = ex.head.version == "1.0" and not close
         return cached_response(
             ex, entry, fields, cache_status, now, close=close, keep_alive_1_0=keep_alive_1_0
         )
+
+    def _closes_after_local_answer(self, ex: Exchange) -> bool:
+        """Bascule answers `ex` itself: does the connection close after it? (Recorded in
+        `ex.close_after`.) Yes when the request body is still coming, as nobody waits
+        for it, and as for any answer when the client or a drain asks."""
+        head = ex.head
+        if head.has_body and not ex.request_done:
+            ex.close_after = True
+        ex.close_after = ex.close_after or not head.keep_alive or self.ctx.draining
+        return ex.close_after
 
     def on_request_body(self, chunk: bytes) -> None:
         ex = self.ex
@@ -697,16 +707,13 @@ class DownstreamConnection(asyncio.Protocol):
         ex.status = status
         ex.response_started = ex.response_done = True
         ex.bytes_out = len(body)
+        close = self._closes_after_local_answer(ex)
         head = ex.head
-        if head.has_body and not ex.request_done:
-            ex.close_after = True  # its body is still on the way; don't wait for it
-        close = ex.close_after or not head.keep_alive or self.ctx.draining
-        ex.close_after = close
         plan = ex.plan
         if plan is not None and plan.response_added:
             extra += plan.response_added
         if ex.request_id:
-            extra += ex.id_line
+            extra += id_line(ex.request_id)
         self.send(
             simple_response(
                 status,
@@ -799,8 +806,9 @@ class DownstreamConnection(asyncio.Protocol):
         ctx = self.ctx
         if ex.cache is not None:
             ex.cache.release()
-        ctx.access_log.write(self.log_prefix, ex)
-        ctx.metrics.record(ex, monotonic())
+        now = monotonic()  # one reading for the log line and the metrics
+        ctx.access_log.write(self.log_prefix, ex, now)
+        ctx.metrics.record(ex, now)
         if ex.hop is not None and ctx.spans is not None:
             ctx.spans.record(ex)
 

@@ -33,7 +33,6 @@ class Exchange:
         "first_byte_after",
         "head",
         "hop",
-        "id_line",
         "local",
         "pending",
         "pick",
@@ -82,7 +81,6 @@ class Exchange:
         self.encoder: Encoder | None = None  # compresses the response body (compress:)
         self.cache: CacheExchange | None = None  # the route cache's part in it (cache:)
         self.request_id = b""  # X-Request-Id; b"" when request ids are off
-        self.id_line = b""  # "\r\nX-Request-Id: <id>", for the answer
         self.trace_lines = b""  # X-Request-Id and traceparent lines for the target
         self.hop: Hop | None = None  # its span in the caller's trace, if it came in one
 

@@ -17,6 +17,7 @@ from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
+from bascule.http.tracing import id_line
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
@@ -272,7 +273,7 @@ class UpstreamConnection(asyncio.Protocol):
         assert plan is not None
         added = plan.response_added
         if ex.request_id:
-            added += ex.id_line
+            added += id_line(ex.request_id)
         if ex.cache is not None:
             lines = self._cache_answer(ex, head)
             if lines is None:

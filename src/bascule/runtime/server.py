@@ -35,7 +35,7 @@ from bascule.telemetry.node import (
     follow_controls,
     follow_purges,
 )
-from bascule.upstream.guard import Guards
+from bascule.upstream.guard import Guards, Role
 from bascule.upstream.health_board import HealthBoard
 from bascule.upstream.upstream import Upstream
 
@@ -109,14 +109,11 @@ async def serve(
     selections = build_selections(config, upstreams)
     caches = build_caches(config)
     discovery = build_discovery(config, upstreams)  # host-name and srv targets, from DNS
-    # health checks (here, or followed on the board) and outlier detection
     metrics = WorkerMetrics()
-    guards = (
-        Guards.from_config(config, upstreams, on_eject=metrics.ejected)
-        if board is None
-        else Guards.from_config(config, upstreams, "worker", board, metrics.ejected)
-    )
     metrics.watch_upstreams(upstreams.values())
+    # health checks (here, or followed on the board) and outlier detection
+    role: Role = "alone" if board is None else "worker"
+    guards = Guards.from_config(config, upstreams, role, board, metrics.ejected)
     spans = None
     if config.tracing is not None:
         from bascule.telemetry.otlp import OtlpSpans

@@ -17,7 +17,6 @@ import logging
 import re
 import sys
 import time
-from time import monotonic
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -126,7 +125,8 @@ class AccessLog:
             return client_ip.decode("latin-1") + " - - ["
         return f',"client":{json_bytes(client_ip)},'
 
-    def write(self, client_prefix: str, ex: Exchange) -> None:
+    def write(self, client_prefix: str, ex: Exchange, elapsed_now: float) -> None:
+        """One exchange's line; `elapsed_now` is time.monotonic() as it ended."""
         if self._out is None:
             return
         if self._combined:
@@ -137,7 +137,6 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
-        elapsed_now = monotonic()
         head = ex.head
         method = self._methods.get(head.method)
         if method is None:
