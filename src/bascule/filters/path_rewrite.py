@@ -51,6 +51,11 @@ class PathRewrite:
                     f"rewrite: pattern {pattern!r} with replacement {replacement!r}: {exc}"
                 ) from None
 
+    def target(self, path: bytes, query: bytes) -> bytes:
+        """The rewritten request target: the path rewritten, the query as received."""
+        path = self.apply(path)
+        return path + b"?" + query if query else path
+
     def apply(self, path: bytes) -> bytes:
         """The rewritten path (raw bytes, no query)."""
         strip = self._strip

@@ -96,75 +96,91 @@ class _MessageReader:
 
     def feed(self, data: bytes) -> bytes | None:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
-        parse = self._parser.feed_data
         try:
-            while True:
-                state = self._state
-                if state == _HEAD:
-                    held = self._head_buf
-                    if held:
-                        buf = held + data
-                        end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
-                    else:
-                        buf = data
-                        end = data.find(b"\r\n\r\n")
-                    if end < 0:
-                        if len(buf) > self._max_header_bytes:
-                            self._refuse_oversized(buf)
-                        parse(data)  # validate early: garbage is refused now, not at a timeout
-                        self._head_buf = buf
-                        return None
-                    end += 4
-                    if end > self._max_header_bytes:
-                        self._refuse_oversized(buf[:end])
-                    self._raw = buf[:end] if end < len(buf) else buf
-                    self._head_buf = b""
-                    fed = end - len(held)
-                    if fed < len(data):
-                        try:
-                            parse(data[:fed])
-                        except httptools.HttpParserUpgrade as upgrade:
-                            self.upgraded_at = upgrade.args[0]
-                            self._complete = True
-                        data = data[fed:]
-                    else:
-                        try:
-                            parse(data)
-                        except httptools.HttpParserUpgrade as upgrade:
-                            self.upgraded_at = upgrade.args[0]
-                            self._complete = True
-                        data = b""
+            if self._state == _HEAD and not self._head_buf:
+                # The usual case, in the fewest steps: a whole head at the start of `data`.
+                end = data.find(b"\r\n\r\n") + 4
+                if 4 <= end <= self._max_header_bytes:
+                    whole = end == len(data)
+                    self._raw = data if whole else data[:end]
+                    self._parse_head(self._raw)
                     if self._complete:
-                        return self._end(data)
-                    if not data:
+                        return self._end(b"" if whole else data[end:])
+                    if whole:
                         return None
-                elif state == _BODY_LENGTH:
-                    remaining = self._remaining
-                    if len(data) < remaining:
-                        self._remaining = remaining - len(data)
-                        parse(data)
-                        return None
-                    parse(data[:remaining] if len(data) > remaining else data)
-                    return self._end(data[remaining:])
-                elif state == _BODY_CHUNKED:
-                    start = 0
-                    while True:
-                        end = self._chunked_piece_end(data, start)
-                        if end < 0:
-                            piece = data[start:] if start else data
-                            parse(piece)
-                            self._tail = (self._tail + piece[-3:])[-3:]
-                            return None
-                        parse(data[start:end])
-                        self._tail = b""
-                        if self._complete:
-                            return self._end(data[end:])
-                        start = end
-                else:
-                    parse(data)
-                    return None
+                    data = data[end:]
+            return self._feed(data)
         except httptools.HttpParserError as exc:
             raise _unwrap(exc) from None
+
+    def _feed(self, data: bytes) -> bytes | None:
+        """`feed`, from any state and any split of the bytes."""
+        parse = self._parser.feed_data
+        while True:
+            state = self._state
+            if state == _HEAD:
+                held = self._head_buf
+                if held:
+                    buf = held + data
+                    end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
+                else:
+                    buf = data
+                    end = data.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buf) > self._max_header_bytes:
+                        self._refuse_oversized(buf)
+                    parse(data)  # validate early: garbage is refused now, not at a timeout
+                    self._head_buf = buf
+                    return None
+                end += 4
+                if end > self._max_header_bytes:
+                    self._refuse_oversized(buf[:end])
+                self._raw = buf[:end] if end < len(buf) else buf
+                self._head_buf = b""
+                fed = end - len(held)
+                if fed < len(data):
+                    self._parse_head(data[:fed])
+                    data = data[fed:]
+                else:
+                    self._parse_head(data)
+                    data = b""
+                if self._complete:
+                    return self._end(data)
+                if not data:
+                    return None
+            elif state == _BODY_LENGTH:
+                remaining = self._remaining
+                if len(data) < remaining:
+                    self._remaining = remaining - len(data)
+                    parse(data)
+                    return None
+                parse(data[:remaining] if len(data) > remaining else data)
+                return self._end(data[remaining:])
+            elif state == _BODY_CHUNKED:
+                start = 0
+                while True:
+                    end = self._chunked_piece_end(data, start)
+                    if end < 0:
+                        piece = data[start:] if start else data
+                        parse(piece)
+                        self._tail = (self._tail + piece[-3:])[-3:]
+                        return None
+                    parse(data[start:end])
+                    self._tail = b""
+                    if self._complete:
+                        return self._end(data[end:])
+                    start = end
+            else:
+                parse(data)
+                return None
+
+    def _parse_head(self, data: bytes) -> None:
+        """Feed the parser the rest of a head, which ends where `data` ends."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self.upgraded_at = upgrade.args[0]
+            self._complete = True
 
     def _chunked_piece_end(self, data: bytes, start: int) -> int:
         """The offset just past the next CRLFCRLF in `data` from `start`, or -1; at the start

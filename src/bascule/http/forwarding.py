@@ -11,6 +11,7 @@ import re
 from bascule.http.head import RequestHead, ResponseHead
 
 VIA = b"1.1 bascule"
+_VIA_LINE = b"\r\nVia: " + VIA
 CLIENT_CERT_SUBJECT = b"X-Client-Cert-Subject"
 """The verified client certificate's subject (mTLS listeners); dropped from every request
 as received, so only Bascule can set it."""
@@ -86,11 +87,16 @@ def upstream_request_head(
     lines ("\\r\\nName: value" each) and `remove` matches lines to drop, both from the
     route's header rules.
     """
-    block = _header_block(head, _REQUEST_DROP, remove)
+    if head.droppable or remove is not None:
+        block = _header_block(head, _REQUEST_DROP, remove)
+    else:
+        raw = head.raw
+        block = raw[raw.find(b"\r\n") : -4]
     if host is not None:
         block = _HOST.sub(b"", block) + b"\r\nHost: " + host
     forwarded_for = head.forwarded_for
-    parts = [
+    via = head.via
+    return b"".join((
         head.method,
         b" ",
         target,
@@ -99,19 +105,15 @@ def upstream_request_head(
         b"\r\nX-Forwarded-For: ",
         forwarded_for + b", " + peer_ip if forwarded_for else peer_ip,
         forwarding.proto_line,
-    ]
-    if head.host:
-        parts.append(b"\r\nX-Forwarded-Host: " + head.host)
-    parts.append(b"\r\nX-Real-IP: " + client_ip)
-    parts.append(b"\r\nVia: " + head.via + b", " + VIA if head.via else b"\r\nVia: " + VIA)
-    if head.chunked:
-        parts.append(b"\r\nTransfer-Encoding: chunked")
-    if head.wants_upgrade:
-        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: " + head.upgrade)
-    if added:
-        parts.append(added)
-    parts.append(b"\r\n\r\n")
-    return b"".join(parts)
+        b"\r\nX-Forwarded-Host: " + head.host if head.host else b"",
+        b"\r\nX-Real-IP: ",
+        client_ip,
+        b"\r\nVia: " + via + b", " + VIA if via else _VIA_LINE,
+        b"\r\nTransfer-Encoding: chunked" if head.chunked else b"",
+        b"\r\nConnection: upgrade\r\nUpgrade: " + head.upgrade if head.wants_upgrade else b"",
+        added,
+        b"\r\n\r\n",
+    ))  # fmt: skip
 
 
 def downstream_response_head(
@@ -124,21 +126,27 @@ def downstream_response_head(
 ) -> bytes:
     """The head to send the client: hop-by-hop removed, framing and Connection set by us."""
     raw = head.raw
-    parts = [
-        b"HTTP/1.1",
-        raw[8 : raw.find(b"\r\n")],  # " 200 OK"
-        _header_block(head, _RESPONSE_DROP, remove),
-        b"\r\nVia: " + head.via + b", " + VIA if head.via else b"\r\nVia: " + VIA,
-    ]
-    if chunked:
-        parts.append(b"\r\nTransfer-Encoding: chunked")
+    line_end = raw.find(b"\r\n")
+    if head.droppable or remove is not None:
+        block = _header_block(head, _RESPONSE_DROP, remove)
+    else:
+        block = raw[line_end:-4]
+    via = head.via
     if head.status == 101:
-        parts.append(b"\r\nConnection: upgrade\r\nUpgrade: " + head.upgrade)
+        connection = b"\r\nConnection: upgrade\r\nUpgrade: " + head.upgrade
     elif close:
-        parts.append(b"\r\nConnection: close")
+        connection = b"\r\nConnection: close"
     elif keep_alive_1_0:
-        parts.append(b"\r\nConnection: keep-alive")
-    if added:
-        parts.append(added)
-    parts.append(b"\r\n\r\n")
-    return b"".join(parts)
+        connection = b"\r\nConnection: keep-alive"
+    else:
+        connection = b""
+    return b"".join((
+        b"HTTP/1.1",
+        raw[8:line_end],  # " 200 OK"
+        block,
+        b"\r\nVia: " + via + b", " + VIA if via else _VIA_LINE,
+        b"\r\nTransfer-Encoding: chunked" if chunked else b"",
+        connection,
+        added,
+        b"\r\n\r\n",
+    ))  # fmt: skip

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import re
+from random import getrandbits
 from time import monotonic
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from bascule.balancing import PickContext
 from bascule.filters.cache import CacheExchange, Fields, HttpCache, Lookup, Outcome
@@ -33,6 +34,7 @@ from bascule.proxy.upstream_connection import UpstreamConnection
 from bascule.proxy.watchdog import Watchdog
 from bascule.routing.actions import Redirect, Respond
 from bascule.routing.host import normalize_host
+from bascule.telemetry.metrics import SETTLE_BATCH
 from bascule.upstream.admission import Admission
 from bascule.upstream.connection_pool import ConnectTimeout
 from bascule.upstream.target import Target
@@ -309,10 +311,14 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_request_head(self, head: RequestHead) -> None:
         ctx = self.ctx
-        ex = self.ex = Exchange(head, monotonic())
+        ex = self.ex = Exchange(head, monotonic(), self.log_prefix)
         self._requests += 1
         if ctx.request_ids:
-            ex.request_id, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
+            if head.identified:
+                ex.request_id, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
+            else:  # the usual case, without a call
+                request_id = ex.request_id = b"%032x" % getrandbits(128)
+                ex.trace_lines = b"\r\nX-Request-Id: " + request_id
         elif head.identified:
             ex.trace_lines = as_received(head)
         if self.peer_trusted:
@@ -321,6 +327,7 @@ class DownstreamConnection(asyncio.Protocol):
                     self.peer_ip, head.forwarded_for, head.header(b"forwarded")
                 )
             )
+            ex.log_prefix = self.log_prefix
         if head.wants_upgrade:
             # if the target refuses the upgrade, what the client sends next is not HTTP
             ex.close_after = True
@@ -335,7 +342,8 @@ class DownstreamConnection(asyncio.Protocol):
             self._refuse(ex, 404, "no route matches this request")
             return
         plan = ex.plan = ctx.plans[route]
-        if plan.upstream is None:
+        upstream = plan.upstream
+        if upstream is None:
             action = route.action
             if isinstance(action, Redirect):
                 location = action.location(ctx.scheme, head.host, head.path, head.query)
@@ -350,17 +358,19 @@ class DownstreamConnection(asyncio.Protocol):
                     extra=plan.respond_lines,
                 )
             return
-        if head.content_length is not None and head.content_length > ctx.max_body_bytes:
-            self._refuse(ex, 413, f"the request body is larger than {ctx.max_body_bytes} bytes")
-            return
         selection = plan.selection
         ex.pick = self._pick if selection is None else selection.context(head, self.client_ip)
-        replay_limit = plan.upstream.retry.replay_limit
-        if replay_limit and head.has_body and (head.content_length or 0) <= replay_limit:
-            ex.replay = []  # kept while it fits, so a failed try can be sent again
+        if head.content_length or head.chunked:
+            length = head.content_length or 0
+            if length > ctx.max_body_bytes:
+                self._refuse(ex, 413, f"the request body is larger than {ctx.max_body_bytes} bytes")
+                return
+            limit = upstream.retry.replay_limit
+            if limit and length <= limit:
+                ex.replay = []  # kept while it fits, so a failed try can be sent again
         if plan.cache is not None and self._through_cache(ex, plan.cache):
             return
-        plan.upstream.retry.budget.request()
+        upstream.retry.budget.total += 1
         self._dispatch(ex)
 
     # -- the cache -------------------------------------------------------------------------
@@ -517,55 +527,67 @@ class DownstreamConnection(asyncio.Protocol):
 
     def _dispatch(self, ex: Exchange, *, fresh: bool = False, queued: bool = False) -> None:
         plan = ex.plan
-        assert plan is not None and plan.upstream is not None and ex.pick is not None
+        if TYPE_CHECKING:
+            assert plan is not None and plan.upstream is not None and ex.pick is not None
         upstream = plan.upstream
         admission = upstream.admission
-        pick = ex.pick
-        if admission is not None and admission.full:
-            pick = PickContext(
-                pick.client_ip, pick.hash_key, pick.override, pick.exclude | admission.full
-            )
-        target = upstream.pick(pick)
+        if admission is None:
+            target = upstream.pick(ex.pick)
+        else:
+            target = self._pick_admitted(ex, admission, queued)
         if target is None:
-            if admission is not None and admission.full:
-                self._wait_in_queue(ex, admission, first=queued)
-                return
-            message = f"no target of upstream '{upstream.name}' is available"
-            self._unavailable(ex, message)
+            if admission is None:
+                self._no_target(ex)
             return
         ex.target = target
-        if admission is not None:
-            admission.enter(target)
-            ex.admitted = target
         if upstream.feedback:
             ex.attempt_started = monotonic()
             target.state.start()
         request = ex.head
-        path_and_query = request.target
-        if plan.rewrite is not None:
-            path = plan.rewrite.apply(request.path)
-            path_and_query = path + b"?" + request.query if request.query else path
+        rewrite = plan.rewrite
         added = ex.trace_lines + self.cert_line + plan.request_added
         remove = plan.request_remove
-        if ex.cache is not None and ex.cache.lookup.outcome is not Outcome.BYPASS:
-            remove = ex.cache.cache.request_remove  # the client's validators are not sent
-            added += ex.cache.validators()
+        cache = ex.cache
+        if cache is not None and cache.lookup.outcome is not Outcome.BYPASS:
+            remove = cache.cache.request_remove  # the client's validators are not sent
+            added += cache.validators()
         head = upstream_request_head(
             request,
             self.ctx.forwarding,
             self.peer_ip,
             self.client_ip,
-            path_and_query,
+            request.target if rewrite is None else rewrite.target(request.path, request.query),
             None if plan.preserve_host and request.host else target.address,
             added,
             remove,
         )
         conn = None if fresh else target.pool.take_idle()
         if conn is not None:
-            cast(UpstreamConnection, conn).begin(ex, self, head)
+            conn.begin(ex, self, head)  # type: ignore[attr-defined]
             return
         self._pause(_CONNECTING)
         self.loop.create_task(self._connect(ex, target, head))
+
+    def _pick_admitted(self, ex: Exchange, admission: Admission, queued: bool) -> Target | None:
+        """A target under its max_conns, entered there; or None, and `ex` waits in the
+        queue or is answered 503."""
+        plan = ex.plan
+        pick = ex.pick
+        if TYPE_CHECKING:
+            assert plan is not None and plan.upstream is not None and pick is not None
+        full = admission.full
+        if full:
+            pick = PickContext(pick.client_ip, pick.hash_key, pick.override, pick.exclude | full)
+        target = plan.upstream.pick(pick)
+        if target is None:
+            if full:
+                self._wait_in_queue(ex, admission, first=queued)
+            else:
+                self._no_target(ex)
+            return None
+        admission.enter(target)
+        ex.admitted = target
+        return target
 
     async def _connect(self, ex: Exchange, target: Target, head: bytes) -> None:
         timeout = target.pool.connect_timeout
@@ -600,6 +622,11 @@ class DownstreamConnection(asyncio.Protocol):
             return
         self._resume(_CONNECTING)
         self.upstream_failed(ex, error)
+
+    def _no_target(self, ex: Exchange) -> None:
+        upstream = ex.plan.upstream if ex.plan is not None else None
+        name = upstream.name if upstream is not None else "?"
+        self._unavailable(ex, f"no target of upstream '{name}' is available")
 
     def _unavailable(self, ex: Exchange, message: str) -> None:
         """Answer 503 at once, with a hint of when to come back."""
@@ -763,7 +790,7 @@ class DownstreamConnection(asyncio.Protocol):
         error = ProxyError(source, status, reason)
         log.info("%d %s: %s (client=%s)", status, source.value, reason, self.client_ip.decode())
         if ex is None:
-            ex = Exchange(_UNPARSED, monotonic())
+            ex = Exchange(_UNPARSED, monotonic(), self.log_prefix)
         self.ex = None
         ex.error = error
         conn = ex.upstream_conn
@@ -801,16 +828,18 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.close()
 
     def _settled(self, ex: Exchange) -> None:
-        """What every exchange's end tells: the cache's waiters, the access log, the
-        metrics, and the collector (a span, when its trace is sampled)."""
+        """What every exchange's end tells: the cache's waiters, the collector (a span,
+        when its trace is sampled), and the access log and the metrics (in batches)."""
         ctx = self.ctx
         if ex.cache is not None:
             ex.cache.release()
-        now = monotonic()  # one reading for the log line and the metrics
-        ctx.access_log.write(self.log_prefix, ex, now)
-        ctx.metrics.record(ex, now)
+        ex.ended = monotonic()
         if ex.hop is not None and ctx.spans is not None:
             ctx.spans.record(ex)
+        ended = ctx.metrics.ended
+        ended.append(ex)
+        if len(ended) == 1 or len(ended) >= SETTLE_BATCH:
+            ctx.metrics.settle_soon()
 
     def _log(self, ex: Exchange) -> None:
         """The exchange is over (not through `exchange_finished`): settle and log it."""

@@ -29,11 +29,13 @@ class Exchange:
         "cache",
         "close_after",
         "encoder",
+        "ended",
         "error",
         "first_byte_after",
         "head",
         "hop",
         "local",
+        "log_prefix",
         "pending",
         "pick",
         "plan",
@@ -52,10 +54,13 @@ class Exchange:
         "waiter",
     )
 
-    def __init__(self, head: RequestHead, started: float) -> None:
-        """`started` and `upstream_started` are time.monotonic() readings."""
+    def __init__(self, head: RequestHead, started: float, log_prefix: str) -> None:
+        """`started`, `upstream_started` and `ended` are time.monotonic() readings;
+        `log_prefix` is the client's part of its access-log line (`AccessLog.client_prefix`)."""
         self.head = head
         self.started = started
+        self.log_prefix = log_prefix
+        self.ended = 0.0
         self.plan: RoutePlan | None = None
         self.target: Target | None = None
         self.upstream_conn: UpstreamConnection | None = None

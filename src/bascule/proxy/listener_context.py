@@ -66,7 +66,7 @@ class ListenerContext:
         self.router = router
         self.plans = plans
         self.access_log = access_log
-        self.metrics = ListenerMetrics(name)
+        self.metrics = ListenerMetrics(name, access_log)
         self.scheme = scheme
         self.forwarding = RequestForwarding(scheme)
         self.header_timeout = header_timeout

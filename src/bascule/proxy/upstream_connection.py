@@ -17,7 +17,6 @@ from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
-from bascule.http.tracing import id_line
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
@@ -104,27 +103,33 @@ class UpstreamConnection(asyncio.Protocol):
             self.reader.expect_head_response()
         if client.write_paused:
             self.pause_reading()
-        transport = self.transport
-        assert transport is not None
-        if ex.pending:
-            transport.write(head + b"".join(ex.pending))
-            ex.pending.clear()
-        else:
-            transport.write(head)
+        pending = ex.pending
+        if pending:
+            head += b"".join(pending)
+            pending.clear()
+        self.transport.write(head)  # type: ignore[union-attr]
         ex.upstream_started = monotonic()
         now = self.last_activity = self.loop.time()
+        upstream = self.upstream
+        deadline = now + upstream.read_timeout
+        if upstream.total_timeout is not None or upstream.retry.per_try_timeout is not None:
+            deadline = self._start_try(now, deadline)
+        watchdog = self.watchdog
+        if watchdog.handle is None or watchdog.at > deadline:
+            watchdog.arm(deadline)
+
+    def _start_try(self, now: float, deadline: float) -> float:
+        """Set the deadlines of a try (per_try_timeout, timeouts.total); the earliest one."""
         upstream = self.upstream
         per_try = upstream.retry.per_try_timeout
         self._head_due = now + per_try if per_try is not None else 0.0
         total = upstream.total_timeout
         self._try_due = now + total if total is not None else 0.0
-        deadline = now + upstream.read_timeout
         if self._head_due and self._head_due < deadline:
             deadline = self._head_due
         if self._try_due and self._try_due < deadline:
             deadline = self._try_due
-        if self.watchdog.handle is None or self.watchdog.at > deadline:
-            self.watchdog.arm(deadline)
+        return deadline
 
     def send(self, data: bytes) -> None:
         """Request body bytes (already framed) or tunnel bytes from the client."""
@@ -256,7 +261,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_response_head(self, head: ResponseHead) -> None:
         ex = self.ex
-        assert ex is not None and self.client is not None
+        client = self.client
+        if TYPE_CHECKING:
+            assert ex is not None and client is not None and ex.plan is not None
         status = head.status
         self._head_due = 0.0
         if status >= 500 and status in self.upstream.retry.statuses:
@@ -264,16 +271,15 @@ class UpstreamConnection(asyncio.Protocol):
             error = ProxyError(
                 Source.UPSTREAM, status, f"target {target} answered {status}", kind=Kind.STATUS
             )
-            if self.client.retry_possible(ex, error):
+            if client.retry_possible(ex, error):
                 raise _RetryInstead(error)  # nothing of this response goes out
         ex.status = status
         ex.response_started = True
         request = ex.head
         plan = ex.plan
-        assert plan is not None
         added = plan.response_added
         if ex.request_id:
-            added += id_line(ex.request_id)
+            added += b"\r\nX-Request-Id: " + ex.request_id
         if ex.cache is not None:
             lines = self._cache_answer(ex, head)
             if lines is None:
@@ -297,8 +303,6 @@ class UpstreamConnection(asyncio.Protocol):
             )
             return
         self._keeps_alive = head.keep_alive
-        close = ex.close_after or not request.keep_alive or self.client.ctx.draining
-        has_body = request.method != b"HEAD" and status != 204 and status != 304
         remove = plan.response_remove
         compression = plan.compression
         if compression is not None:
@@ -307,22 +311,20 @@ class UpstreamConnection(asyncio.Protocol):
             if encoder is not None:
                 ex.encoder = encoder
                 remove = compression.remove  # Content-Length and the strong ETag go
-        chunked = False
-        if head.chunked or ((head.content_length is None or ex.encoder) and has_body):
-            if request.version == "1.1":
-                chunked = True
-            else:
-                close = True  # a 1.0 client learns the end of the body from the close
+        close = ex.close_after or not request.keep_alive or client.ctx.draining
+        version_1_1 = request.version == "1.1"
+        if head.content_length is None or ex.encoder is not None or head.chunked:
+            # The body is re-framed: chunked to a 1.1 client, until the close to a 1.0 one.
+            has_body = status != 204 and status != 304 and request.method != b"HEAD"
+            chunked = (head.chunked or has_body) and version_1_1
+            close = close or (not version_1_1 and (head.chunked or has_body))
+            ex.response_chunked = chunked and has_body
+        else:
+            chunked = False
         ex.close_after = close
-        ex.response_chunked = chunked and has_body
         self._out.append(
             downstream_response_head(
-                head,
-                chunked,
-                close,
-                request.version == "1.0" and not close,
-                added,
-                remove,
+                head, chunked, close, not (version_1_1 or close), added, remove
             )
         )
 

@@ -194,6 +194,7 @@ async def serve(
             await cache.close()
         if spans is not None:
             await asyncio.get_running_loop().run_in_executor(None, spans.close)  # flushes
+        metrics.settle()  # the exchanges that ended since the last snapshot
         access_log.close()
     return 0
 

@@ -3,9 +3,11 @@
 Two formats: a JSON object per line (the default), or nginx's and Apache's "combined"
 (`client - - [time] "request line" status bytes "referer" "user agent"`). Lines are
 formatted by hand from pieces that are made once and reused (the client of a connection,
-the route/upstream/target of an exchange), then buffered; the buffer is written when it
-holds FLUSH_LINES lines or at the latest after FLUSH_INTERVAL. The timestamp string is
-formatted once per second. Durations are whole microseconds. A log file is reopened on
+the route/upstream/target of an exchange). Exchanges reach the log in batches, once the
+listener's metrics have counted them (`ListenerMetrics.settle`: at most 0.5 s after they
+end), and each batch is written at once; other lines (a tcp connection's) are buffered and
+written when FLUSH_LINES are waiting, or FLUSH_INTERVAL after the first. The timestamp
+string is formatted once per second. Durations are whole microseconds. A log file is reopened on
 `reopen()` (SIGUSR1), after logrotate has moved it.
 """
 
@@ -17,6 +19,7 @@ import logging
 import re
 import sys
 import time
+from time import monotonic
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -39,11 +42,6 @@ def json_bytes(value: bytes) -> str:
     if _UNSAFE.search(value) is None:
         return '"' + value.decode("ascii") + '"'
     return json.dumps(value.decode("utf-8", "backslashreplace"))
-
-
-def _request_id(value: bytes) -> str:
-    """An id made or checked by `http.tracing`: no character JSON would escape."""
-    return '"' + value.decode("ascii") + '"' if value else "null"
 
 
 def _combined_field(value: bytes | None) -> str:
@@ -125,52 +123,63 @@ class AccessLog:
             return client_ip.decode("latin-1") + " - - ["
         return f',"client":{json_bytes(client_ip)},'
 
-    def write(self, client_prefix: str, ex: Exchange, elapsed_now: float) -> None:
-        """One exchange's line; `elapsed_now` is time.monotonic() as it ended."""
+    def write_exchanges(self, exchanges: list[Exchange]) -> None:
+        """A line for each exchange (ended: `ex.ended` set), written now."""
         if self._out is None:
             return
         if self._combined:
-            self._write_combined(client_prefix, ex)
-            return
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
-        head = ex.head
-        method = self._methods.get(head.method)
-        if method is None:
-            method = self._methods[head.method] = f'"method":{json_bytes(head.method)},'
-        plan = ex.plan
-        target = ex.target
-        placement = self._placements.get((plan, target))
-        if placement is None:
-            placement = self._placement(ex)
-        error = ex.error
-        if error is None:
-            error_fields = _NO_ERROR
+            wall_clock = time.time() - monotonic()
+            for ex in exchanges:
+                self._write_combined(ex, int(ex.ended + wall_clock))
         else:
-            error_fields = (
-                f'"error_source":"{error.source.value}","error":{json.dumps(error.message)}}}\n'
-            )
-        upstream_us = (
-            str(int((elapsed_now - ex.upstream_started) * 1e6)) if ex.upstream_started else "null"
-        )
-        path = self._paths.get(head.target)
-        if path is None:
-            if len(self._paths) >= PATH_CACHE_SIZE:
-                self._paths.clear()
-            path = self._paths[head.target] = json_bytes(head.target)
-        self._append(
-            f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{client_prefix}{method}"
-            f'"path":{path},"status":{ex.status},"request_id":{_request_id(ex.request_id)},'
-            f'"bytes_in":{ex.bytes_in},"bytes_out":{ex.bytes_out},{placement}'
-            f'"duration_us":{int((elapsed_now - ex.started) * 1e6)},"upstream_us":{upstream_us},'
-            f"{error_fields}"
-        )
+            self._write_json(exchanges)
+        self.flush()
 
-    def _write_combined(self, client_prefix: str, ex: Exchange) -> None:
-        second = int(time.time())
+    def _write_json(self, exchanges: list[Exchange]) -> None:
+        wall_clock = time.time() - monotonic()  # added to a monotonic() reading
+        buffer = self._buffer
+        methods = self._methods
+        placements = self._placements
+        paths = self._paths
+        for ex in exchanges:
+            now = ex.ended + wall_clock
+            second = int(now)
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
+            head = ex.head
+            method = methods.get(head.method)
+            if method is None:
+                method = methods[head.method] = f'"method":{json_bytes(head.method)},'
+            placement = placements.get((ex.plan, ex.target))
+            if placement is None:
+                placement = self._placement(ex)
+            path = paths.get(head.target)
+            if path is None:
+                if len(paths) >= PATH_CACHE_SIZE:
+                    paths.clear()
+                path = paths[head.target] = json_bytes(head.target)
+            error = ex.error
+            if error is None:
+                error_fields = _NO_ERROR
+            else:
+                error_fields = (
+                    f'"error_source":"{error.source.value}","error":{json.dumps(error.message)}}}\n'
+                )
+            upstream_started = ex.upstream_started
+            request_id = ex.request_id  # made or checked by http.tracing: nothing to escape
+            shown_id = '"' + request_id.decode("ascii") + '"' if request_id else "null"
+            buffer.append(
+                f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{ex.log_prefix}"
+                f'{method}"path":{path},"status":{ex.status},"request_id":'
+                f"{shown_id},"
+                f'"bytes_in":{ex.bytes_in},"bytes_out":{ex.bytes_out},{placement}'
+                f'"duration_us":{int((ex.ended - ex.started) * 1e6)},"upstream_us":'
+                f"{int((ex.ended - upstream_started) * 1e6) if upstream_started else 'null'},"
+                f"{error_fields}"
+            )
+
+    def _write_combined(self, ex: Exchange, second: int) -> None:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
@@ -178,8 +187,8 @@ class AccessLog:
         request = (
             f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} HTTP/{head.version}"
         )
-        self._append(
-            f'{client_prefix}{self._stamp}] "{_combined_text(request)}" {ex.status} '
+        self._buffer.append(
+            f'{ex.log_prefix}{self._stamp}] "{_combined_text(request)}" {ex.status} '
             f'{ex.bytes_out} "{_combined_field(head.header(b"referer"))}" '
             f'"{_combined_field(head.header(b"user-agent"))}"\n'
         )

@@ -12,6 +12,7 @@ status code; never a path or a client address.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import os
 import time
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from bascule.proxy.exchange import Exchange
     from bascule.proxy.route_plan import RoutePlan
+    from bascule.telemetry.access_log import AccessLog
     from bascule.upstream.target import Target
     from bascule.upstream.upstream import Upstream
 
@@ -42,23 +44,40 @@ class _Live(Protocol):
     connections: set[Any]
 
 
+SETTLE_AFTER = 0.5
+"""Seconds an ended exchange may wait in `ListenerMetrics.ended` before it is counted and
+logged; `SETTLE_BATCH` ended exchanges are settled at once."""
+SETTLE_BATCH = 256
+
+
 class ListenerMetrics:
-    """The counters of one listener in one worker. `record` is on the hot path."""
+    """The counters of one listener in one worker.
+
+    Exchanges that end are appended to `ended` (all the hot path does) and settled in
+    batches: counted here and written to the access log, at the latest SETTLE_AFTER later,
+    and before every snapshot.
+    """
 
     __slots__ = (
+        "_access_log",
+        "_settling",
         "bytes_in",
         "bytes_out",
         "cache",
         "connects",
         "durations",
+        "ended",
         "live",
         "name",
         "requests",
         "retries",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, access_log: AccessLog | None = None) -> None:
         self.name = name
+        self._access_log = access_log
+        self.ended: list[Exchange] = []  # each with `ended` set: see `settle_soon`
+        self._settling: asyncio.TimerHandle | None = None
         self.requests: dict[tuple[RoutePlan | None, Target | None, int], int] = {}
         # per route plan and target: a count per bucket (the last is +Inf), then the sum of
         # seconds (the admin API shows a target's latency; /metrics adds up its route's)
@@ -71,20 +90,42 @@ class ListenerMetrics:
         # by upstream: new connections' setup times (TCP, and TLS when used) as a histogram
         self.connects: dict[str, list[float]] = {}
 
-    def record(self, ex: Exchange, now: float) -> None:
-        """Count one finished exchange; `now` is time.monotonic()."""
-        plan, target = ex.plan, ex.target
-        key = (plan, target, ex.status)
+    def settle_soon(self) -> None:
+        """Exchanges were appended to `ended`: settle them within SETTLE_AFTER, or now
+        if there are SETTLE_BATCH of them."""
+        if len(self.ended) >= SETTLE_BATCH:
+            self.settle()
+        elif self._settling is None:
+            self._settling = asyncio.get_running_loop().call_later(SETTLE_AFTER, self.settle)
+
+    def settle(self) -> None:
+        """Count every exchange in `ended`, and log it."""
+        if self._settling is not None:
+            self._settling.cancel()
+            self._settling = None
+        ended = self.ended
+        if not ended:
+            return
+        self.ended = []
         requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        seconds = now - ex.started
-        histogram = self.durations.get((plan, target))
-        if histogram is None:
-            histogram = self.durations[plan, target] = [0.0] * (len(DURATION_BUCKETS) + 2)
-        histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        histogram[-1] += seconds
-        self.bytes_in += ex.bytes_in
-        self.bytes_out += ex.bytes_out
+        durations = self.durations
+        bytes_in = bytes_out = 0
+        for ex in ended:
+            plan, target = ex.plan, ex.target
+            key = (plan, target, ex.status)
+            requests[key] = requests.get(key, 0) + 1
+            seconds = ex.ended - ex.started
+            histogram = durations.get((plan, target))
+            if histogram is None:
+                histogram = durations[plan, target] = [0.0] * (len(DURATION_BUCKETS) + 2)
+            histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+            histogram[-1] += seconds
+            bytes_in += ex.bytes_in
+            bytes_out += ex.bytes_out
+        self.bytes_in += bytes_in
+        self.bytes_out += bytes_out
+        if self._access_log is not None:
+            self._access_log.write_exchanges(ended)
 
     def retried(self, upstream: str) -> None:
         self.retries[upstream] = self.retries.get(upstream, 0) + 1
@@ -110,6 +151,11 @@ class WorkerMetrics:
         self.purged = (0, 0)  # the last cache purge carried out, and the keys it removed
         self.ejections: dict[str, int] = {}  # by upstream, from outlier detection
 
+    def settle(self) -> None:
+        """Count and log every exchange that has ended (before a snapshot, at exit)."""
+        for listener in self.listeners:
+            listener.settle()
+
     def ejected(self, upstream: str) -> None:
         self.ejections[upstream] = self.ejections.get(upstream, 0) + 1
 
@@ -134,6 +180,7 @@ class WorkerMetrics:
         - `retries`: [upstream, count]; `ejections`: [upstream, count];
           `cache`: [route, result, count]; `connects`: [upstream, [bucket counts], sum]
         """
+        self.settle()
         requests, durations, transferred, connections = [], [], [], []
         retries: dict[str, int] = {}
         cache: dict[tuple[str, str], int] = {}

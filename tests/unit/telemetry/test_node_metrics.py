@@ -30,10 +30,15 @@ def exchange(
     plan: RoutePlan | None, target: Target | None, status: int, started: float
 ) -> Exchange:
     head = RequestHead(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", "1.1", b"GET", b"/")
-    ex = Exchange(head, started)
+    ex = Exchange(head, started, ',"client":"127.0.0.1",')
     ex.plan, ex.target, ex.status = plan, target, status
     ex.bytes_in, ex.bytes_out = 10, 100
     return ex
+
+
+def record(metrics: ListenerMetrics, ex: Exchange, ended: float) -> None:
+    ex.ended = ended
+    metrics.ended.append(ex)
 
 
 def plan(name: str) -> RoutePlan:
@@ -56,8 +61,9 @@ def test_a_listener_counts_by_route_target_and_status_and_buckets_durations() ->
     metrics = ListenerMetrics("web")
     home, target = plan("home"), Target("127.0.0.1", 9000)
     for status, took in ((200, 0.002), (200, 0.03), (502, 2.0)):
-        metrics.record(exchange(home, target, status, 100.0), 100.0 + took)
-    metrics.record(exchange(None, None, 404, 100.0), 100.0)
+        record(metrics, exchange(home, target, status, 100.0), 100.0 + took)
+    record(metrics, exchange(None, None, 404, 100.0), 100.0)
+    metrics.settle()
     assert metrics.requests == {
         (home, target, 200): 2,
         (home, target, 502): 1,
@@ -76,7 +82,7 @@ def test_a_snapshot_names_everything_and_reads_the_gauges_now() -> None:
     metrics = ListenerMetrics("web")
     worker.add(metrics, Live(3))
     target = Target("127.0.0.1", 9000)
-    metrics.record(exchange(plan("home"), target, 200, 1.0), 1.001)
+    record(metrics, exchange(plan("home"), target, 200, 1.0), 1.001)
     snapshot = worker.snapshot()
     assert snapshot["pid"] == os.getpid()
     assert snapshot["requests"] == [["web", "home", "", "127.0.0.1:9000", 200, 1]]
