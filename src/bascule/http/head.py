@@ -33,8 +33,8 @@ _PLAIN_CONNECTION = frozenset((b"close", b"keep-alive", b"upgrade", b"te", b""))
 class Head:
     """What requests and responses share. Field values are lower-cased.
 
-    `fields` holds (name, value) for the headers the proxy acts on; `droppable` counts those
-    that must not be forwarded as they are. The subclasses fill both in one pass.
+    The subclasses read the headers the proxy acts on in one pass; `droppable` counts those
+    that must not be forwarded as they are.
     """
 
     __slots__ = (
@@ -42,7 +42,6 @@ class Head:
         "connection",
         "content_length",
         "droppable",
-        "fields",
         "raw",
         "upgrade",
         "version",
@@ -51,13 +50,12 @@ class Head:
 
     raw: bytes  # start line through the final CRLFCRLF
     version: str  # "1.1" or "1.0"
-    fields: list[tuple[bytes, bytes]]
     content_length: int | None
     chunked: bool
     connection: bytes  # Connection tokens, lower-case, comma-joined
     upgrade: bytes
     via: bytes
-    droppable: int  # how many of `fields` must not be forwarded as they are
+    droppable: int  # how many header lines must not be forwarded as they are
 
     def _note_hop_by_hop(self, name: bytes, value: bytes) -> None:
         """Take in a header that is not forwarded as received (rare: one call per such header)."""
@@ -115,11 +113,9 @@ class RequestHead(Head):
         self.path, _, self.query = target.partition(b"?")
         self.content_length = None
         self.chunked = self.expect_continue = self.identified = False
-        self.droppable = 0
         self.connection = self.upgrade = self.via = self.host = self.forwarded_for = b""
-        fields: list[tuple[bytes, bytes]] = _REQUEST_FIELDS.findall(raw.lower())
-        self.fields = fields
-        for name, value in fields:
+        droppable = 0
+        for name, value in _REQUEST_FIELDS.findall(raw.lower()):
             if name == b"host":
                 self.host = value.rstrip()
                 continue
@@ -129,7 +125,7 @@ class RequestHead(Head):
             if name == b"expect":
                 self.expect_continue = value.rstrip() == b"100-continue"
                 continue
-            self.droppable += 1
+            droppable += 1
             if name in _TRACING:
                 self.identified = True  # values as sent (case kept): `header()` reads them
             elif name == b"x-forwarded-for":
@@ -137,6 +133,7 @@ class RequestHead(Head):
                 self.forwarded_for = seen + b", " + value.rstrip() if seen else value.rstrip()
             else:
                 self._note_hop_by_hop(name, value)
+        self.droppable = droppable
         # RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"
         connection = self.connection
         self.wants_upgrade = bool(self.upgrade) and b"upgrade" in connection
@@ -158,16 +155,18 @@ class ResponseHead(Head):
         self.status = status
         self.content_length = None
         self.chunked = False
-        self.droppable = 0
         self.connection = self.upgrade = self.via = b""
-        fields: list[tuple[bytes, bytes]] = _RESPONSE_FIELDS.findall(raw.lower())
-        self.fields = fields
-        for name, value in fields:
+        droppable = 0
+        for name, value in _RESPONSE_FIELDS.findall(raw.lower()):
             if name == b"content-length":
                 self.content_length = int(value)
-                continue
-            self.droppable += 1
-            self._note_hop_by_hop(name, value)
+            elif name == b"connection" and not self.connection:
+                self.connection = value  # the usual hop-by-hop header, without a call
+                droppable += 1
+            else:
+                self._note_hop_by_hop(name, value)
+                droppable += 1
+        self.droppable = droppable
         # As for requests; a body delimited by the close is handled where framing is decided.
         connection = self.connection
         self.keep_alive = (

@@ -47,7 +47,7 @@ class _Live(Protocol):
 SETTLE_AFTER = 0.5
 """Seconds an ended exchange may wait in `ListenerMetrics.ended` before it is counted and
 logged; `SETTLE_BATCH` ended exchanges are settled at once."""
-SETTLE_BATCH = 256
+SETTLE_BATCH = 64
 
 
 class ListenerMetrics:
