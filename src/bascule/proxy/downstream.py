@@ -502,7 +502,7 @@ class DownstreamConnection(asyncio.Protocol):
                 ex.replay = None  # too big to keep: this request is not resent once sent
         conn = ex.upstream_conn
         if conn is None:
-            ex.pending.append(chunk)
+            ex.hold(chunk)
         else:
             conn.send(chunk)
 
@@ -519,7 +519,7 @@ class DownstreamConnection(asyncio.Protocol):
             if ex.replay is not None:
                 ex.replay.append(b"0\r\n\r\n")
             if ex.upstream_conn is None:
-                ex.pending.append(b"0\r\n\r\n")
+                ex.hold(b"0\r\n\r\n")
             else:
                 ex.upstream_conn.send(b"0\r\n\r\n")
 
@@ -716,7 +716,7 @@ class DownstreamConnection(asyncio.Protocol):
     def _resend(self, ex: Exchange) -> None:
         """The request bytes go out again, from the kept copy of the body."""
         ex.upstream_started = 0.0
-        ex.pending = list(ex.replay) if ex.replay else []
+        ex.pending = list(ex.replay) if ex.replay else None
 
     # -- answering ourselves ---------------------------------------------------------------
 

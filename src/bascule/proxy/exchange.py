@@ -75,7 +75,7 @@ class Exchange:
         self.response_chunked = False
         self.close_after = False  # the client connection closes when this exchange ends
         self.local = False  # Bascule answers itself: request body bytes are discarded
-        self.pending: list[bytes] = []  # request bytes waiting for an upstream connection
+        self.pending: list[bytes] | None = None  # request bytes waiting for a connection
         self.replay: list[bytes] | None = None  # the request body as sent, kept for a retry
         self.error: ProxyError | None = None
         self.attempts = 1
@@ -88,6 +88,13 @@ class Exchange:
         self.request_id = b""  # X-Request-Id; b"" when request ids are off
         self.trace_lines = b""  # X-Request-Id and traceparent lines for the target
         self.hop: Hop | None = None  # its span in the caller's trace, if it came in one
+
+    def hold(self, data: bytes) -> None:
+        """Keep request bytes until a connection to the target takes them."""
+        if self.pending is None:
+            self.pending = [data]
+        else:
+            self.pending.append(data)
 
     def end_attempt(self, *, ok: bool) -> None:
         """Tell the target the request it was given is over; once per attempt.

@@ -106,7 +106,7 @@ class UpstreamConnection(asyncio.Protocol):
         pending = ex.pending
         if pending:
             head += b"".join(pending)
-            pending.clear()
+            ex.pending = None
         self.transport.write(head)  # type: ignore[union-attr]
         ex.upstream_started = monotonic()
         now = self.last_activity = self.loop.time()
