@@ -160,12 +160,9 @@ class ResponseHead(Head):
         for name, value in _RESPONSE_FIELDS.findall(raw.lower()):
             if name == b"content-length":
                 self.content_length = int(value)
-            elif name == b"connection" and not self.connection:
-                self.connection = value  # the usual hop-by-hop header, without a call
-                droppable += 1
-            else:
-                self._note_hop_by_hop(name, value)
-                droppable += 1
+                continue
+            droppable += 1
+            self._note_hop_by_hop(name, value)
         self.droppable = droppable
         # As for requests; a body delimited by the close is handled where framing is decided.
         connection = self.connection

@@ -58,7 +58,7 @@ def next_hop(value: bytes | None) -> Hop | None:
 
 
 def new_request_id() -> bytes:
-    return getrandbits(128).to_bytes(16, "big").hex().encode()
+    return b"%032x" % getrandbits(128)
 
 
 def next_traceparent(value: bytes | None) -> bytes | None:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import re
-from random import getrandbits
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
@@ -23,7 +22,7 @@ from bascule.http.codec import RequestReader
 from bascule.http.errors import HttpError, error_body, simple_response
 from bascule.http.forwarding import CLIENT_CERT_SUBJECT, upstream_request_head
 from bascule.http.head import RequestHead
-from bascule.http.tracing import as_received, id_line, identify
+from bascule.http.tracing import as_received, id_line, identify, new_request_id
 from bascule.net.tls import client_subject
 from bascule.proxy.cached import cached_response
 from bascule.proxy.errors import Kind, ProxyError, Source
@@ -311,23 +310,22 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_request_head(self, head: RequestHead) -> None:
         ctx = self.ctx
-        ex = self.ex = Exchange(head, monotonic(), self.log_prefix)
-        self._requests += 1
-        if ctx.request_ids:
-            if head.identified:
-                ex.request_id, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
-            else:  # the usual case, without a call
-                request_id = ex.request_id = b"%032x" % getrandbits(128)
-                ex.trace_lines = b"\r\nX-Request-Id: " + request_id
-        elif head.identified:
-            ex.trace_lines = as_received(head)
         if self.peer_trusted:
             self._set_client(
                 ctx.trusted_proxies.client(
                     self.peer_ip, head.forwarded_for, head.header(b"forwarded")
                 )
             )
-            ex.log_prefix = self.log_prefix
+        ex = self.ex = Exchange(head, monotonic(), self.log_prefix)
+        self._requests += 1
+        if ctx.request_ids:
+            if head.identified:
+                ex.request_id, ex.trace_lines, ex.hop = identify(head, self.peer_trusted)
+            else:  # the usual case: nothing to read from the request
+                request_id = ex.request_id = new_request_id()
+                ex.trace_lines = id_line(request_id)
+        elif head.identified:
+            ex.trace_lines = as_received(head)
         if head.wants_upgrade:
             # if the target refuses the upgrade, what the client sends next is not HTTP
             ex.close_after = True
@@ -370,7 +368,7 @@ class DownstreamConnection(asyncio.Protocol):
                 ex.replay = []  # kept while it fits, so a failed try can be sent again
         if plan.cache is not None and self._through_cache(ex, plan.cache):
             return
-        upstream.retry.budget.total += 1
+        upstream.retry.budget.request()
         self._dispatch(ex)
 
     # -- the cache -------------------------------------------------------------------------
@@ -563,7 +561,9 @@ class DownstreamConnection(asyncio.Protocol):
         )
         conn = None if fresh else target.pool.take_idle()
         if conn is not None:
-            conn.begin(ex, self, head)  # type: ignore[attr-defined]
+            if TYPE_CHECKING:
+                assert isinstance(conn, UpstreamConnection)
+            conn.begin(ex, self, head)
             return
         self._pause(_CONNECTING)
         self.loop.create_task(self._connect(ex, target, head))
@@ -836,10 +836,13 @@ class DownstreamConnection(asyncio.Protocol):
         ex.ended = monotonic()
         if ex.hop is not None and ctx.spans is not None:
             ctx.spans.record(ex)
-        ended = ctx.metrics.ended
+        metrics = ctx.metrics
+        ended = metrics.ended
         ended.append(ex)
-        if len(ended) == 1 or len(ended) >= SETTLE_BATCH:
-            ctx.metrics.settle_soon()
+        if len(ended) == 1:
+            metrics.settle_later()
+        elif len(ended) >= SETTLE_BATCH:
+            metrics.settle()
 
     def _log(self, ex: Exchange) -> None:
         """The exchange is over (not through `exchange_finished`): settle and log it."""

@@ -17,6 +17,7 @@ from bascule.http.codec import ResponseReader
 from bascule.http.errors import HttpError
 from bascule.http.forwarding import downstream_response_head
 from bascule.http.head import ResponseHead
+from bascule.http.tracing import id_line
 from bascule.proxy.errors import Kind, ProxyError, Source
 from bascule.proxy.watchdog import Watchdog
 
@@ -107,7 +108,10 @@ class UpstreamConnection(asyncio.Protocol):
         if pending:
             head += b"".join(pending)
             ex.pending = None
-        self.transport.write(head)  # type: ignore[union-attr]
+        transport = self.transport
+        if TYPE_CHECKING:
+            assert transport is not None
+        transport.write(head)
         ex.upstream_started = monotonic()
         now = self.last_activity = self.loop.time()
         upstream = self.upstream
@@ -279,7 +283,7 @@ class UpstreamConnection(asyncio.Protocol):
         plan = ex.plan
         added = plan.response_added
         if ex.request_id:
-            added += b"\r\nX-Request-Id: " + ex.request_id
+            added += id_line(ex.request_id)
         if ex.cache is not None:
             lines = self._cache_answer(ex, head)
             if lines is None:

@@ -127,16 +127,15 @@ class AccessLog:
         """A line for each exchange (ended: `ex.ended` set), written now."""
         if self._out is None:
             return
+        wall_clock = time.time() - monotonic()  # added to a monotonic() reading
         if self._combined:
-            wall_clock = time.time() - monotonic()
             for ex in exchanges:
                 self._write_combined(ex, int(ex.ended + wall_clock))
         else:
-            self._write_json(exchanges)
+            self._write_json(exchanges, wall_clock)
         self.flush()
 
-    def _write_json(self, exchanges: list[Exchange]) -> None:
-        wall_clock = time.time() - monotonic()  # added to a monotonic() reading
+    def _write_json(self, exchanges: list[Exchange], wall_clock: float) -> None:
         buffer = self._buffer
         methods = self._methods
         placements = self._placements

@@ -76,7 +76,7 @@ class ListenerMetrics:
     def __init__(self, name: str, access_log: AccessLog | None = None) -> None:
         self.name = name
         self._access_log = access_log
-        self.ended: list[Exchange] = []  # each with `ended` set: see `settle_soon`
+        self.ended: list[Exchange] = []  # each with `ended` set; see `settle_later`
         self._settling: asyncio.TimerHandle | None = None
         self.requests: dict[tuple[RoutePlan | None, Target | None, int], int] = {}
         # per route plan and target: a count per bucket (the last is +Inf), then the sum of
@@ -90,12 +90,10 @@ class ListenerMetrics:
         # by upstream: new connections' setup times (TCP, and TLS when used) as a histogram
         self.connects: dict[str, list[float]] = {}
 
-    def settle_soon(self) -> None:
-        """Exchanges were appended to `ended`: settle them within SETTLE_AFTER, or now
-        if there are SETTLE_BATCH of them."""
-        if len(self.ended) >= SETTLE_BATCH:
-            self.settle()
-        elif self._settling is None:
+    def settle_later(self) -> None:
+        """The first exchange was appended to `ended`: settle within SETTLE_AFTER. (The
+        one who appends calls `settle` at once when SETTLE_BATCH are waiting.)"""
+        if self._settling is None:
             self._settling = asyncio.get_running_loop().call_later(SETTLE_AFTER, self.settle)
 
     def settle(self) -> None:
