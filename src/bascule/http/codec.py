@@ -59,7 +59,6 @@ class _MessageReader:
 
     __slots__ = (
         "_complete",
-        "_head_buf",
         "_head_request",
         "_max_header_bytes",
         "_parser",
@@ -67,12 +66,14 @@ class _MessageReader:
         "_remaining",
         "_state",
         "_tail",
+        "partial_head",
         "upgraded_at",
     )
 
     def __init__(self, max_header_bytes: int) -> None:
         self._max_header_bytes = max_header_bytes
-        self._head_buf = b""
+        # the bytes of a head begun but not complete; b"" between messages
+        self.partial_head = b""
         self._raw = b""
         self._state = _HEAD
         self._remaining = 0
@@ -90,14 +91,10 @@ class _MessageReader:
         """True between messages or inside a head: the connection is not mid-body."""
         return self._state == _HEAD
 
-    @property
-    def head_started(self) -> bool:
-        return bool(self._head_buf)
-
     def feed(self, data: bytes) -> bytes | None:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
         try:
-            if self._state == _HEAD and not self._head_buf:
+            if self._state == _HEAD and not self.partial_head:
                 # The usual case, in the fewest steps: a whole head at the start of `data`.
                 end = data.find(b"\r\n\r\n") + 4
                 if 4 <= end <= self._max_header_bytes:
@@ -119,7 +116,7 @@ class _MessageReader:
         while True:
             state = self._state
             if state == _HEAD:
-                held = self._head_buf
+                held = self.partial_head
                 if held:
                     buf = held + data
                     end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
@@ -130,13 +127,13 @@ class _MessageReader:
                     if len(buf) > self._max_header_bytes:
                         self._refuse_oversized(buf)
                     parse(data)  # validate early: garbage is refused now, not at a timeout
-                    self._head_buf = buf
+                    self.partial_head = buf
                     return None
                 end += 4
                 if end > self._max_header_bytes:
                     self._refuse_oversized(buf[:end])
                 self._raw = buf[:end] if end < len(buf) else buf
-                self._head_buf = b""
+                self.partial_head = b""
                 fed = end - len(held)
                 if fed < len(data):
                     self._parse_head(data[:fed])

@@ -43,8 +43,7 @@ def _header_block(
     head: RequestHead | ResponseHead, drop: re.Pattern[bytes], remove: re.Pattern[bytes] | None
 ) -> bytes:
     """The header lines (each CRLF + line, no final CRLF) that may be forwarded."""
-    raw = head.raw
-    block = raw[raw.find(b"\r\n") : -4]
+    block = head.raw[head.line_end : -4]
     if head.droppable:
         if head.droppable == 1 and head.connection in _CONNECTION_LINES:
             # The usual case, a lone "Connection: keep-alive": remove it without the regex.
@@ -90,8 +89,7 @@ def upstream_request_head(
     if head.droppable or remove is not None:
         block = _header_block(head, _REQUEST_DROP, remove)
     else:
-        raw = head.raw
-        block = raw[raw.find(b"\r\n") : -4]
+        block = head.raw[head.line_end : -4]
     if host is not None:
         block = _HOST.sub(b"", block) + b"\r\nHost: " + host
     forwarded_for = head.forwarded_for
@@ -126,7 +124,7 @@ def downstream_response_head(
 ) -> bytes:
     """The head to send the client: hop-by-hop removed, framing and Connection set by us."""
     raw = head.raw
-    line_end = raw.find(b"\r\n")
+    line_end = head.line_end
     if head.droppable or remove is not None:
         block = _header_block(head, _RESPONSE_DROP, remove)
     else:

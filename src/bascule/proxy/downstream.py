@@ -131,7 +131,7 @@ class DownstreamConnection(asyncio.Protocol):
             self._held += data
             self._pause(_HELD)
             return
-        if ex is None and not self.reader.head_started:
+        if ex is None and not self.reader.partial_head:
             self._head_since = now
         reader = self.reader
         while True:
@@ -303,7 +303,7 @@ class DownstreamConnection(asyncio.Protocol):
         """Draining: close a keep-alive connection waiting for its next request. One that
         has not sent its first request yet gets to send it (answered with Connection:
         close): it was accepted just before the drain, and its client is writing to it."""
-        if self.ex is None and self._requests and not self.reader.head_started:
+        if self.ex is None and self._requests and not self.reader.partial_head:
             self._close()
 
     # -- request callbacks from the codec --------------------------------------------------
@@ -869,7 +869,7 @@ class DownstreamConnection(asyncio.Protocol):
                 self._abandon(ex, "client stopped reading the response")
                 return
         elif ex is None:
-            if self.reader.head_started:
+            if self.reader.partial_head:
                 deadline = self._head_since + ctx.header_timeout
                 if now >= deadline:
                     self._reject(

@@ -19,7 +19,7 @@ def test_get_without_body_is_head_then_end():
 def test_head_split_anywhere_waits_for_the_empty_line():
     reader, rec = request_reader()
     assert reader.feed(b"GET / HTTP/1.1\r\nHost: x\r") is None
-    assert reader.head_started
+    assert reader.partial_head
     assert rec.events == []
     assert reader.feed(b"\n\r") is None
     assert reader.feed(b"\n") == b""
