@@ -34,6 +34,7 @@ _UNSAFE = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
 _COMBINED_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\xff]')
 _NO_ERROR = '"error_source":null,"error":null}\n'
 _MILLISECONDS = tuple(f'.{ms:03d}Z"' for ms in range(1000))  # the end of every timestamp
+_STATUS = tuple(f',"status":{status},' for status in range(1000))  # three digits at most
 PATH_CACHE_SIZE = 1024  # JSON of recent paths: hot endpoints repeat
 
 
@@ -167,11 +168,10 @@ class AccessLog:
                 )
             upstream_started = ex.upstream_started
             request_id = ex.request_id  # made or checked by http.tracing: nothing to escape
-            shown_id = '"' + request_id.decode("ascii") + '"' if request_id else "null"
+            shown_id = f'"{request_id.decode()}"' if request_id else "null"
             buffer.append(
                 f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{ex.log_prefix}"
-                f'{method}"path":{path},"status":{ex.status},"request_id":'
-                f"{shown_id},"
+                f'{method}"path":{path}{_STATUS[ex.status]}"request_id":{shown_id},'
                 f'"bytes_in":{ex.bytes_in},"bytes_out":{ex.bytes_out},{placement}'
                 f'"duration_us":{int((ex.ended - ex.started) * 1e6)},"upstream_us":'
                 f"{int((ex.ended - upstream_started) * 1e6) if upstream_started else 'null'},"
