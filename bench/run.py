@@ -506,14 +506,20 @@ def cpu_busy_total(cpu: int | None) -> tuple[int, int]:
     return 0, 0
 
 
-def cpu_ticks(root: int) -> int:
-    """utime + stime (clock ticks) summed over root and its descendants (nginx worker...)."""
-    total = 0
+def cpu_split(root: int) -> tuple[int, int]:
+    """(utime, stime) in clock ticks, summed over root and its descendants (nginx worker...)."""
+    user = system = 0
     for pid in process_tree(root):
         fields = proc_stat_fields(pid)
         if fields is not None:
-            total += int(fields[11]) + int(fields[12])
-    return total
+            user += int(fields[11])
+            system += int(fields[12])
+    return user, system
+
+
+def cpu_ticks(root: int) -> int:
+    """utime + stime (clock ticks) summed over root and its descendants."""
+    return sum(cpu_split(root))
 
 
 # ------------------------------------------------------------------------------- wrk
@@ -675,6 +681,7 @@ class Run:
     target: str
     wrk: WrkResult
     us_per_req: float | None
+    kernel_us_per_req: float | None  # the part of us_per_req spent in the kernel (stime)
     log_lines: int | None
     proxy_cpu_busy_pct: float | None  # the whole proxy CPU, whoever used it
     proxy_pct: float | None  # the proxy's own share of it
@@ -845,23 +852,41 @@ def measure_run(
     access_log = proxy.access_log if proxy else None
     reset_log(access_log)
     cmd = wrk_command(tools, pinning, profile, endpoint.port, opts.duration_s, opts.connections)
-    before, cpu_before = cpu_ticks(proxy.pid) if proxy else 0, cpu_busy_total(pinning.proxy_cpu)
+    split_before = cpu_split(proxy.pid) if proxy else (0, 0)
+    cpu_before = cpu_busy_total(pinning.proxy_cpu)
     output, code = run_wrk(cmd, opts.duration_s)
-    after, cpu_after = cpu_ticks(proxy.pid) if proxy else 0, cpu_busy_total(pinning.proxy_cpu)
+    split_after = cpu_split(proxy.pid) if proxy else (0, 0)
+    cpu_after = cpu_busy_total(pinning.proxy_cpu)
+    before, after = sum(split_before), sum(split_after)
     result = parse_wrk(output, code)
-    us_per_req = proxy_pct = busy_pct = None
+    us_per_req = kernel_us_per_req = proxy_pct = busy_pct = None
     if proxy and result.requests:
         us_per_req = (after - before) / CLK_TCK * 1e6 / result.requests
+        kernel_us_per_req = (split_after[1] - split_before[1]) / CLK_TCK * 1e6 / result.requests
     elapsed = cpu_after[1] - cpu_before[1]
     if elapsed > 0:
         busy_pct = 100 * (cpu_after[0] - cpu_before[0]) / elapsed
         proxy_pct = 100 * (after - before) / elapsed if proxy else 0.0
     log_lines = settle_log_lines(access_log)
-    return Run(round_no, profile, target, result, us_per_req, log_lines, busy_pct, proxy_pct)
+    return Run(
+        round_no,
+        profile,
+        target,
+        result,
+        us_per_req,
+        kernel_us_per_req,
+        log_lines,
+        busy_pct,
+        proxy_pct,
+    )
 
 
 def describe_run(run: Run, total_runs: int, index: int) -> str:
-    cost = f"{run.us_per_req:6.1f} us/req" if run.us_per_req is not None else " " * 13
+    cost = (
+        f"{run.us_per_req:6.1f} us/req (kernel {fmt(run.kernel_us_per_req, '5.1f')})"
+        if run.us_per_req is not None
+        else " " * 28
+    )
     flag = f"  !! {run.wrk.error_text()}" if run.wrk.flagged else ""
     busy = f"  proxy CPU busy {fmt(run.proxy_cpu_busy_pct, '.0f')}%"
     return (
@@ -977,6 +1002,7 @@ def summary(runs: list[Run], profile: str, target: str) -> dict[str, float | Non
         "p50": median_or_none([r.wrk.p50_ms for r in picked]),
         "p99": median_or_none([r.wrk.p99_ms for r in picked]),
         "us": median_or_none([r.us_per_req for r in picked]),
+        "kernel_us": median_or_none([r.kernel_us_per_req for r in picked]),
         "n": len(picked),
         "flagged": sum(r.wrk.flagged for r in picked),
     }
@@ -1014,8 +1040,9 @@ def profile_section(runs: list[Run], profile: str, targets: Sequence[str]) -> li
         "",
         f"## Profile `{profile}` (median over rounds)",
         "",
-        f"| target | req/s | p50 ms | p99 ms | {MU}s/req (proxy CPU) | runs with errors |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| target | req/s | p50 ms | p99 ms | {MU}s/req (proxy CPU) | of which kernel "
+        "| runs with errors |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for target in targets:
         s = summary(runs, profile, target)
@@ -1023,7 +1050,7 @@ def profile_section(runs: list[Run], profile: str, targets: Sequence[str]) -> li
             continue
         lines.append(
             f"| {target} | {fmt(s['rps'], ',.0f')} | {fmt(s['p50'], '.3f')} | "
-            f"{fmt(s['p99'], '.3f')} | {fmt(s['us'], '.1f')} | "
+            f"{fmt(s['p99'], '.3f')} | {fmt(s['us'], '.1f')} | {fmt(s['kernel_us'], '.1f')} | "
             f"{int(s['flagged'] or 0)}/{int(s['n'] or 0)} |"
         )
     return lines
