@@ -35,7 +35,7 @@ class Instance:
             try:
                 if Path(f"/proc/{pid}/comm").read_text().strip() == name:
                     found.add(pid)
-            except FileNotFoundError:  # it just ended
+            except (FileNotFoundError, ProcessLookupError):  # it just ended (ENOENT or ESRCH)
                 continue
         return found
 
