@@ -380,10 +380,9 @@ class CacheExchange:
         ):
             return None
         names = [n.strip() for n in vary.split(b",") if n.strip()]
-        raw = response.raw
         return Entry(
             status,
-            raw[8 : raw.find(b"\r\n")],
+            response.raw[8 : response.line_end],
             b"".join(b"\r\n" + n + b": " + v for n, v in lines if n.lower() not in _NOT_STORED),
             b"",
             _freshness(status, directives, fields, self.request_time, now),
