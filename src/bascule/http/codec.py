@@ -321,8 +321,14 @@ class ResponseReader(_MessageReader):
 class _Callbacks:
     """What httptools calls back: it looks the methods up once, when the parser is made."""
 
-    __slots__ = ("on_body", "on_headers_complete", "on_message_complete", "on_url")
+    __slots__ = ("on_body", "on_headers_complete", "on_message_complete")
 
-    def __init__(self, **callbacks: Callable[..., None]) -> None:
-        for name, callback in callbacks.items():
-            setattr(self, name, callback)
+    def __init__(
+        self,
+        on_headers_complete: Callable[[], None],
+        on_body: Callable[[bytes], None],
+        on_message_complete: Callable[[], None],
+    ) -> None:
+        self.on_headers_complete = on_headers_complete
+        self.on_body = on_body
+        self.on_message_complete = on_message_complete

@@ -260,9 +260,15 @@ class DownstreamConnection(asyncio.Protocol):
             self._held = b""
             self.data_received(held)
         if self._paused & _HELD:
-            current = self.ex
-            if current is None or not current.request_done:
-                self._resume(_HELD)
+            self._resume_unless_held()
+
+    def _resume_unless_held(self) -> None:
+        """Read again, unless the held bytes began an exchange whose request is complete:
+        the request after it waits for its response. (A method of its own, so that no
+        narrowing of `self.ex` from before `data_received` is trusted: mypyc checks it.)"""
+        ex = self.ex
+        if ex is None or not ex.request_done:
+            self._resume(_HELD)
 
     def upstream_failed(self, ex: Exchange, error: ProxyError) -> None:
         if ex is not self.ex:
