@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import ssl
+import sysconfig
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -16,6 +17,7 @@ from bascule import config as cfg
 from bascule.filters.cache import HttpCache
 from bascule.net import tls
 from bascule.net.listener import listen, raise_open_file_limit
+from bascule.proxy import downstream
 from bascule.proxy.downstream import DownstreamConnection
 from bascule.proxy.listener_context import ListenerContext
 from bascule.runtime.build import (
@@ -72,6 +74,13 @@ def _factory(ctx: ListenerContext | TcpListenerContext) -> Callable[[], asyncio.
     return lambda: DownstreamConnection(ctx)
 
 
+def request_path_build() -> str:
+    """How the request path runs: compiled by mypyc (a wheel's build, see hatch_build.py)
+    or as plain Python (an editable install, or a wheel built without a C compiler)."""
+    compiled = (downstream.__file__ or "").endswith(sysconfig.get_config_var("EXT_SUFFIX"))
+    return "compiled (mypyc)" if compiled else "pure Python"
+
+
 async def serve(
     config: cfg.Config,
     *,
@@ -103,6 +112,7 @@ async def serve(
         )
     open_files = raise_open_file_limit()
     log.info("open files limit: %d (about %d concurrent exchanges)", open_files, open_files // 2)
+    log.info("request path: %s", request_path_build())
     spec_log = config.access_log
     access_log = AccessLog.open(spec_log.enabled, spec_log.path, spec_log.format)
     upstreams = build_upstreams(config)
