@@ -3,11 +3,13 @@
 Run from the repository root:
 
     .venv/bin/python bench/ab.py --base REV [--duration 5s] [--rounds 4] [--connections 64]
-                                 [--profiles host,browser] [--keep-tmp]
+                                 [--profiles host,browser] [--pure] [--keep-tmp]
 
 `REV` (any git revision) is checked out into a temporary worktree; the working tree is the
-other side. Both run with this checkout's .venv (each with its own tree first on
-PYTHONPATH), 1 worker, access log on, in front of the same two nginx backends, pinned like
+other side. Each side runs as its wheel ships it: built and unpacked into the temp dir
+(the request path compiled by mypyc, where that tree's build does so), or with `--pure`
+from its `src` as written. Both run with this checkout's .venv (each with its own build
+first on PYTHONPATH), 1 worker, access log on, in front of the same two nginx backends, pinned like
 bench/run.py (proxy on one CPU, wrk and the backends on the other). In every round each
 profile runs base then working tree back to back, so the two sides of a pair see the same
 machine; on a shared machine the pairs drift together, and the per-pair ratio is the
@@ -42,8 +44,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         type=lambda text: harness.parse_list(text, harness.PROFILES, "profile"),
         default=harness.PROFILES,
     )
+    parser.add_argument("--pure", action="store_true", help="run each tree's src, uncompiled")
     parser.add_argument("--keep-tmp", action="store_true")
     return parser.parse_args(argv)
+
+
+def built(tmp: Path, side: str, tree: Path) -> Path:
+    """The tree's wheel, built and unpacked under `tmp`: what `pip install` would run."""
+    pip = [str(harness.REPO_DIR / ".venv" / "bin" / "python"), "-m", "pip", "--quiet"]
+    wheels, target = tmp / f"{side}-wheel", tmp / f"{side}-build"
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(tree)], check=True)
+    wheel = next(wheels.glob("bascule-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True)
+    return target
 
 
 def launcher(tmp: Path, side: str, src: Path) -> Path:
@@ -74,7 +87,8 @@ def main(argv: list[str]) -> int:
             harness.wait_ready(backend)
         ports = (backends[0].port, backends[1].port)
         proxies = {}
-        for side, src in (("base", worktree / "src"), ("work", harness.REPO_DIR / "src")):
+        for side, tree in (("base", worktree), ("work", harness.REPO_DIR)):
+            src = tree / "src" if opts.pure else built(tmp, side, tree)
             proxy = harness.start_bascule(launcher(tmp, side, src), tmp, pinning, ports, name=side)
             services.append(proxy)
             harness.wait_ready(proxy)
