@@ -35,7 +35,7 @@ from bascule.routing.actions import Redirect, Respond
 from bascule.routing.host import normalize_host
 from bascule.telemetry.metrics import SETTLE_BATCH
 from bascule.upstream.admission import Admission
-from bascule.upstream.connection_pool import ConnectTimeout
+from bascule.upstream.connect_errors import ConnectTimeout
 from bascule.upstream.target import Target
 
 log = logging.getLogger("bascule.proxy")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from bascule.net.tls import describe_handshake_error
+from bascule.upstream.connect_errors import ConnectTimeout, TlsHandshakeError
 from bascule.upstream.target import Target
 
 
@@ -23,14 +24,6 @@ class PooledConnection(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class ConnectTimeout(Exception):
-    pass
-
-
-class TlsHandshakeError(OSError):
-    """The target's TLS handshake failed (its certificate, or it does not speak TLS)."""
 
 
 class ConnectionPool:

@@ -12,6 +12,7 @@ import pytest
 
 from bascule.balancing import BalancerSettings, PickContext, TargetState
 from bascule.upstream import discovery as discovery_module
+from bascule.upstream.connection_pool import ConnectionPool
 from bascule.upstream.discovery import (
     RETRY_AFTER_FAILURE,
     TTL_CEILING,
@@ -57,12 +58,30 @@ class FakeLookup:
         self.closed = True
 
 
-class FakePool:
+class IdleConnection:
+    """A keep-alive connection waiting in a target's pool; records being closed."""
+
     def __init__(self) -> None:
         self.closed = False
 
+    @property
+    def usable(self) -> bool:
+        return not self.closed
+
+    def park(self, pool: ConnectionPool) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True
+
+
+def give_pool(target: Target) -> None:
+    """The target's pool, with one idle connection in it."""
+    pool = ConnectionPool(
+        target, asyncio.Protocol, max_idle=4, idle_timeout=60.0, connect_timeout=1.0
+    )
+    pool.put_back(IdleConnection())
+    target.pool = pool
 
 
 class Clock:
@@ -86,13 +105,13 @@ def make_target(endpoint: Endpoint, up_since: float | None) -> Target:
         hostname=endpoint.hostname,
         state=TargetState(up_since=up_since),
     )
-    target.pool = FakePool()  # type: ignore[assignment]
+    give_pool(target)
     return target
 
 
 def upstream(*targets: Target, sticky: bool = False) -> Upstream:
     for target in targets:
-        target.pool = FakePool()  # type: ignore[assignment]
+        give_pool(target)
     return Upstream(
         "app",
         targets,
@@ -290,7 +309,10 @@ def test_a_change_rebuilds_the_balancer_keeps_state_and_ramps_new_targets() -> N
         assert picks(up, 10) == {"10.0.0.1:8080", "10.0.0.3:8080"}
         # The removed target: drained, its idle connections closed, in-flight untouched.
         assert not gone.state.available
-        assert gone.pool.closed  # type: ignore[attr-defined]
+        assert gone.pool.take_idle() is None
+        late = IdleConnection()
+        gone.pool.put_back(late)  # a closed pool keeps nothing more
+        assert late.closed
 
     run(main)
 
