@@ -1,10 +1,10 @@
 """Wheel builds compile Bascule's hot path with mypyc.
 
 The modules listed under `[tool.hatch.build.targets.wheel.hooks.custom] modules` in
-pyproject.toml (the request path: codec, heads, forwarding, the two connections, the access
-log and metrics) are plain typed Python; mypyc turns them into C extensions that the wheel
-carries beside their sources, where Python imports them first: about 40 % fewer
-instructions per proxied request (docs/benchmarks.md).
+pyproject.toml (the request path: codec and heads, the two connections, routing, the
+upstream's state and pool, the access log and metrics) are plain typed Python; mypyc turns
+them into C extensions that the wheel carries beside their sources, where Python imports
+them first: about 40 % fewer instructions per proxied request (docs/benchmarks.md).
 
 Editable installs stay pure Python, so an edited module runs as written. Without a C
 compiler the wheel is built pure too, with a warning; BASCULE_PURE_PYTHON=1 asks for that,
