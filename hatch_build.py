@@ -49,6 +49,8 @@ class MypycBuildHook(BuildHookInterface):
             check=False,
         )
         if result.returncode != 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+            self._workdir = None
             message = f"mypyc could not compile the hot path:\n{result.stdout}{result.stderr}"
             if os.environ.get("BASCULE_REQUIRE_COMPILED"):
                 raise RuntimeError(message)

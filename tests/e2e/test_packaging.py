@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -14,14 +15,17 @@ REPO = Path(__file__).parents[2]
 
 
 def build_wheel(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """`pip wheel` of this checkout (a copy of it: the build leaves nothing in the tree)."""
+    """`pip wheel` of this checkout (a copy of it: the build leaves nothing in the tree),
+    checking that the build hook leaves no work directory behind either."""
+    workdirs = Path(tempfile.gettempdir()).glob
+    before = set(workdirs("bascule-mypyc-*"))
     tree = tmp_path / "tree"
     shutil.copytree(
         REPO,
         tree,
         ignore=shutil.ignore_patterns(".git", ".venv", "build", "*_cache", ".hypothesis", "tests"),
     )
-    return subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--verbose", "--no-deps",
          "--disable-pip-version-check", "--wheel-dir", str(tmp_path / "dist"), str(tree)],
         capture_output=True,
@@ -29,6 +33,8 @@ def build_wheel(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         env={**os.environ, "BASCULE_PURE_PYTHON": "", "BASCULE_REQUIRE_COMPILED": "", **env},
         timeout=300,
     )  # fmt: skip
+    assert set(workdirs("bascule-mypyc-*")) == before
+    return built
 
 
 def wheel_files(tmp_path: Path) -> tuple[str, list[str]]:
