@@ -103,10 +103,10 @@ class BackendLoop:
             # before the server closes: on Python 3.11 a transport made for a closed server
             # fails an assert in Server._attach, silently (outside debug mode), leaving its
             # accepted socket to the garbage collector and a ResourceWarning in a later test.
+            # Their tasks are queued already: one turn of the loop runs them.
             loop = asyncio.get_running_loop()
             for sock in server.sockets:
                 loop.remove_reader(sock.fileno())
-            await asyncio.sleep(0)
             await asyncio.sleep(0)
             server.close()
             for writer in list(backend.writers):
