@@ -14,9 +14,12 @@ Rules:
 
 from __future__ import annotations
 
+import os
 import re
+from binascii import hexlify
 from dataclasses import dataclass
 from random import getrandbits
+from typing import Final
 
 from bascule.http.head import RequestHead
 
@@ -57,8 +60,41 @@ def next_hop(value: bytes | None) -> Hop | None:
     return Hop(found.group(1), found.group(2), span, found.group(3))
 
 
+IDS_PER_BLOCK: Final = 128
+
+
+class _RequestIds:
+    """Request ids cut from a block of random hex digits made for IDS_PER_BLOCK ids at
+    once, from the kernel's random source: formatting each id on its own
+    (`b"%032x" % getrandbits(128)`) costs about 2,600 instructions, a slice of the block a
+    tenth of that."""
+
+    __slots__ = ("_block", "_next")
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._next = 0
+
+    def take(self) -> bytes:
+        start = self._next
+        if start >= len(self._block):
+            self._block = hexlify(os.urandom(16 * IDS_PER_BLOCK))
+            start = 0
+        self._next = start + 32
+        return self._block[start : start + 32]
+
+    def discard(self) -> None:
+        """Forget the block: a forked worker must not hand out its parent's ids."""
+        self._block = b""
+        self._next = 0
+
+
+_ids = _RequestIds()
+os.register_at_fork(after_in_child=_ids.discard)
+
+
 def new_request_id() -> bytes:
-    return b"%032x" % getrandbits(128)
+    return _ids.take()
 
 
 def next_traceparent(value: bytes | None) -> bytes | None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
 from bascule.http.head import RequestHead
-from bascule.http.tracing import as_received, identify, new_request_id, next_traceparent
+from bascule.http.tracing import (
+    IDS_PER_BLOCK,
+    as_received,
+    identify,
+    new_request_id,
+    next_traceparent,
+)
 
 TRACE = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -18,9 +25,27 @@ def head(*lines: bytes) -> RequestHead:
 
 
 def test_ids_are_32_hex_digits_and_differ() -> None:
-    ids = {new_request_id() for _ in range(1000)}
-    assert len(ids) == 1000
+    ids = {new_request_id() for _ in range(10 * IDS_PER_BLOCK + 7)}  # across ten blocks
+    assert len(ids) == 10 * IDS_PER_BLOCK + 7
     assert all(re.fullmatch(rb"[0-9a-f]{32}", i) for i in ids)
+
+
+def test_a_forked_process_makes_ids_of_its_own() -> None:
+    """The ids still unused in the parent's block are not the child's next ids."""
+    new_request_id()  # the parent now holds a block with ids to come
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next ids and leave at once
+        os.write(writer, b"".join(new_request_id() for _ in range(3)))
+        os._exit(0)
+    os.close(writer)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+    child = os.read(reader, 96)
+    os.close(reader)
+    parent = b"".join(new_request_id() for _ in range(3))
+    assert len(child) == 96
+    assert child != parent
 
 
 def test_a_valid_traceparent_keeps_its_trace_and_flags_with_a_new_span() -> None:
