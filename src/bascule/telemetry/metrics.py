@@ -1,7 +1,7 @@
 """Request metrics of one worker: plain counters on the hot path, snapshots for the node.
 
-A worker counts its own traffic in dicts keyed by objects it already holds (the route plan,
-the target, the status): one dict update and one histogram bucket per request, no lock,
+A worker counts its own traffic in a `Series` per route plan and target, found by the
+objects it already holds: a count by status and one histogram bucket per request, no lock,
 nothing shared. Once a second, and once more as it exits, it writes a snapshot of its
 totals since it started (`Snapshot`, JSON) to the node's telemetry directory
 (`telemetry.node`), where the admin process adds up every worker's into one set of series.
@@ -26,7 +26,14 @@ if TYPE_CHECKING:
     from bascule.upstream.target import Target
     from bascule.upstream.upstream import Upstream
 
-__all__ = ["CONNECT_BUCKETS", "DURATION_BUCKETS", "ListenerMetrics", "Snapshot", "WorkerMetrics"]
+__all__ = [
+    "CONNECT_BUCKETS",
+    "DURATION_BUCKETS",
+    "ListenerMetrics",
+    "Series",
+    "Snapshot",
+    "WorkerMetrics",
+]
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the request-duration histogram's buckets; +Inf follows."""
@@ -50,6 +57,31 @@ logged; `SETTLE_BATCH` ended exchanges are settled at once."""
 SETTLE_BATCH = 64
 
 
+class Series:
+    """The requests of one route plan and target: a count by status, and their durations
+    as a histogram (the admin API shows a target's latency; /metrics adds up its route's)."""
+
+    __slots__ = ("_bounds", "buckets", "by_status", "seconds")
+
+    def __init__(self) -> None:
+        self.by_status: dict[int, int] = {}
+        self.buckets = [0] * (len(DURATION_BUCKETS) + 1)  # per bound in order, then +Inf
+        self.seconds = 0.0  # their sum
+        # an attribute, not the global: compiled, a Final tuple would be rebuilt at each use
+        self._bounds: tuple[float, ...] = DURATION_BUCKETS
+
+    def count(self, status: int, seconds: float) -> None:
+        by_status = self.by_status
+        by_status[status] = by_status.get(status, 0) + 1
+        bucket = 0
+        for bound in self._bounds:  # most requests end in the first
+            if seconds <= bound:
+                break
+            bucket += 1
+        self.buckets[bucket] += 1
+        self.seconds += seconds
+
+
 class ListenerMetrics:
     """The counters of one listener in one worker.
 
@@ -65,12 +97,11 @@ class ListenerMetrics:
         "bytes_out",
         "cache",
         "connects",
-        "durations",
         "ended",
         "live",
         "name",
-        "requests",
         "retries",
+        "series",
     )
 
     def __init__(self, name: str, access_log: AccessLog | None = None) -> None:
@@ -78,10 +109,9 @@ class ListenerMetrics:
         self._access_log = access_log
         self.ended: list[Exchange] = []  # each with `ended` set; see `settle_later`
         self._settling: asyncio.TimerHandle | None = None
-        self.requests: dict[tuple[RoutePlan | None, Target | None, int], int] = {}
-        # per route plan and target: a count per bucket (the last is +Inf), then the sum of
-        # seconds (the admin API shows a target's latency; /metrics adds up its route's)
-        self.durations: dict[tuple[RoutePlan | None, Target | None], list[float]] = {}
+        # by route plan, then target (two lookups of objects hashed by identity: cheaper
+        # than making and hashing a tuple key per request)
+        self.series: dict[RoutePlan | None, dict[Target | None, Series]] = {}
         self.bytes_in = 0
         self.bytes_out = 0
         self.live: _Live | None = None  # the listener context, for its connection count
@@ -105,19 +135,16 @@ class ListenerMetrics:
         if not ended:
             return
         self.ended = []
-        requests = self.requests
-        durations = self.durations
+        series_by_plan = self.series
         bytes_in = bytes_out = 0
         for ex in ended:
-            plan, target = ex.plan, ex.target
-            key = (plan, target, ex.status)
-            requests[key] = requests.get(key, 0) + 1
-            seconds = ex.ended - ex.started
-            histogram = durations.get((plan, target))
-            if histogram is None:
-                histogram = durations[plan, target] = [0.0] * (len(DURATION_BUCKETS) + 2)
-            histogram[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-            histogram[-1] += seconds
+            by_target = series_by_plan.get(ex.plan)
+            if by_target is None:
+                by_target = series_by_plan[ex.plan] = {}
+            series = by_target.get(ex.target)
+            if series is None:
+                series = by_target[ex.target] = Series()
+            series.count(ex.status, ex.ended - ex.started)
             bytes_in += ex.bytes_in
             bytes_out += ex.bytes_out
         self.bytes_in += bytes_in
@@ -185,13 +212,15 @@ class WorkerMetrics:
         connects: dict[str, list[float]] = {}
         for listener in self.listeners:
             name = listener.name
-            for (plan, target, code), count in listener.requests.items():
+            for plan, by_target in listener.series.items():
                 route, upstream = _names(plan)
-                requests.append([name, route, upstream, _name(target), code, count])
-            for (plan, target), histogram in listener.durations.items():
-                route, upstream = _names(plan)
-                counts = [int(n) for n in histogram[:-1]]
-                durations.append([route, upstream, _name(target), counts, histogram[-1]])
+                for target, series in by_target.items():
+                    target_name = _name(target)
+                    for code, count in series.by_status.items():
+                        requests.append([name, route, upstream, target_name, code, count])
+                    durations.append(
+                        [route, upstream, target_name, list(series.buckets), series.seconds]
+                    )
             transferred.append([name, listener.bytes_in, listener.bytes_out])
             _merge(retries, listener.retries)
             _merge(cache, listener.cache)

@@ -16,7 +16,7 @@ from bascule.proxy.exchange import Exchange
 from bascule.proxy.route_plan import RoutePlan
 from bascule.routing.actions import Respond
 from bascule.routing.route import Route
-from bascule.telemetry.metrics import DURATION_BUCKETS, ListenerMetrics, WorkerMetrics
+from bascule.telemetry.metrics import DURATION_BUCKETS, ListenerMetrics, Series, WorkerMetrics
 from bascule.telemetry.node import KEEP_FOLDED, TelemetryDir
 from bascule.upstream.target import Target
 
@@ -64,17 +64,25 @@ def test_a_listener_counts_by_route_target_and_status_and_buckets_durations() ->
         record(metrics, exchange(home, target, status, 100.0), 100.0 + took)
     record(metrics, exchange(None, None, 404, 100.0), 100.0)
     metrics.settle()
-    assert metrics.requests == {
-        (home, target, 200): 2,
-        (home, target, 502): 1,
-        (None, None, 404): 1,
-    }
-    buckets = metrics.durations[home, target]
-    assert buckets[0] == 1  # 2 ms: <= 5 ms
-    assert buckets[DURATION_BUCKETS.index(0.05)] == 1  # 30 ms: <= 50 ms
-    assert buckets[DURATION_BUCKETS.index(2.5)] == 1
-    assert abs(buckets[-1] - 2.032) < 1e-9
+    assert metrics.series[home][target].by_status == {200: 2, 502: 1}
+    assert metrics.series[None][None].by_status == {404: 1}
+    series = metrics.series[home][target]
+    assert series.buckets[0] == 1  # 2 ms: <= 5 ms
+    assert series.buckets[DURATION_BUCKETS.index(0.05)] == 1  # 30 ms: <= 50 ms
+    assert series.buckets[DURATION_BUCKETS.index(2.5)] == 1
+    assert sum(series.buckets) == 3
+    assert abs(series.seconds - 2.032) < 1e-9
     assert (metrics.bytes_in, metrics.bytes_out) == (40, 400)
+
+
+def test_durations_on_a_bound_count_in_its_bucket_and_past_the_last_in_inf() -> None:
+    series = Series()
+    for seconds in (0.0, DURATION_BUCKETS[0], DURATION_BUCKETS[-1], DURATION_BUCKETS[-1] + 1):
+        series.count(200, seconds)
+    assert series.buckets[0] == 2  # le: a bound counts in its own bucket
+    assert series.buckets[-2] == 1
+    assert series.buckets[-1] == 1  # +Inf
+    assert series.by_status == {200: 4}
 
 
 def test_a_snapshot_names_everything_and_reads_the_gauges_now() -> None:
