@@ -20,7 +20,7 @@ import re
 import sys
 import time
 from time import monotonic
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from bascule.proxy.exchange import Exchange
@@ -32,9 +32,9 @@ FLUSH_LINES = 256  # or as many lines, whichever comes first
 
 _UNSAFE = re.compile(rb'["\\\x00-\x1f\x7f-\xff]')
 _COMBINED_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f-\xff]')
-_NO_ERROR = '"error_source":null,"error":null}\n'
-_MILLISECONDS = tuple(f'.{ms:03d}Z"' for ms in range(1000))  # the end of every timestamp
-_STATUS = tuple(f',"status":{status},' for status in range(1000))  # three digits at most
+_NO_ERROR: Final = '"error_source":null,"error":null}\n'
+_MILLISECONDS: Final = tuple(f'.{ms:03d}Z"' for ms in range(1000))  # the end of every timestamp
+_STATUS: Final = tuple(f',"status":{status},' for status in range(1000))  # three digits at most
 PATH_CACHE_SIZE = 1024  # JSON of recent paths: hot endpoints repeat
 
 
