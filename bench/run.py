@@ -45,6 +45,7 @@ TARGETS = ("direct", "nginx", "bascule")
 PROXIES = ("nginx", "bascule")
 PROFILES = ("host", "browser")
 PROFILE_SCRIPTS: dict[str, Path | None] = {"host": None, "browser": BENCH_DIR / "browser.lua"}
+THINK_SCRIPT = BENCH_DIR / "think.lua"  # --think: wrk's delay() between requests
 # 100 bytes exactly: the response body every backend returns.
 BODY = "bascule-bench " + "x" * 85 + "\n"
 NGINX_TEMP_MODULES = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -75,6 +76,7 @@ class Options:
     bascule: Path
     keep_tmp: bool
     command: str
+    think_ms: int = 0  # each connection's pause between a response and its next request
 
 
 def parse_duration(text: str) -> int:
@@ -111,11 +113,18 @@ def parse_args(argv: Sequence[str]) -> Options:
         help="direct,nginx,bascule",
     )
     parser.add_argument("--bascule", type=Path, default=DEFAULT_BASCULE, help="bascule CLI")
+    parser.add_argument(
+        "--think",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="each connection waits MS ms between requests: latency below saturation (0)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 3s")
     parser.add_argument("--keep-tmp", action="store_true", help="keep the temp prefix dir")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.connections < 1:
-        parser.error("--rounds and --connections must be >= 1")
+    if args.rounds < 1 or args.connections < 1 or args.think < 0:
+        parser.error("--rounds and --connections must be >= 1, --think >= 0")
     return Options(
         duration_s=3 if args.quick else args.duration,
         rounds=1 if args.quick else args.rounds,
@@ -125,6 +134,7 @@ def parse_args(argv: Sequence[str]) -> Options:
         bascule=args.bascule,
         keep_tmp=args.keep_tmp,
         command=shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv])),
+        think_ms=args.think,
     )
 
 
@@ -588,10 +598,20 @@ def parse_wrk(output: str, exit_code: int) -> WrkResult:
 
 
 def wrk_command(
-    tools: Tools, pinning: Pinning, profile: str, port: int, duration_s: int, connections: int
+    tools: Tools,
+    pinning: Pinning,
+    profile: str,
+    port: int,
+    duration_s: int,
+    connections: int,
+    think_ms: int = 0,
 ) -> list[str]:
-    cmd = [*pinning.load, tools.wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
     script = PROFILE_SCRIPTS[profile]
+    cmd = [*pinning.load]
+    if think_ms:  # think.lua loads the profile's script, then adds the pause
+        cmd += ["env", f"BENCH_THINK_MS={think_ms}", f"BENCH_PROFILE_SCRIPT={script or ''}"]
+        script = THINK_SCRIPT
+    cmd += [tools.wrk, "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency"]
     if script is not None:
         cmd += ["-s", str(script)]
     return [*cmd, f"http://{HOST}:{port}/"]
@@ -707,7 +727,7 @@ def settle_log_lines(path: Path | None) -> int | None:
     """Access-log lines written by the run (then truncated, so /tmp does not fill up)."""
     if path is None or not path.exists():
         return None
-    time.sleep(0.3)
+    time.sleep(0.6)  # Bascule writes a run's last lines within 0.5 s (metrics.SETTLE_AFTER)
     lines = count_lines(path)
     os.truncate(path, 0)
     return lines
@@ -854,7 +874,9 @@ def measure_run(
 ) -> Run:
     access_log = proxy.access_log if proxy else None
     reset_log(access_log)
-    cmd = wrk_command(tools, pinning, profile, endpoint.port, opts.duration_s, opts.connections)
+    cmd = wrk_command(
+        tools, pinning, profile, endpoint.port, opts.duration_s, opts.connections, opts.think_ms
+    )
     split_before = cpu_split(proxy.pid) if proxy else (0, 0)
     cpu_before = cpu_busy_total(pinning.proxy_cpu)
     output, code = run_wrk(cmd, opts.duration_s)
@@ -1021,7 +1043,14 @@ def header_section(ctx: Context) -> list[str]:
         f"- CPU: {cpu_model()} ({os.cpu_count()} CPUs); kernel {platform.release()}",
         f"- nginx: {t.nginx_version}; wrk: {t.wrk_version}; Bascule tree: git {git_revision()}",
         f"- Load: `wrk -t1 -c{o.connections} -d{o.duration_s}s --latency` (keep-alive), "
-        f"{o.rounds} round(s), interleaved {' / '.join(o.targets)} per round and profile",
+        f"{o.rounds} round(s), interleaved {' / '.join(o.targets)} per round and profile"
+        + (
+            f"; **think time {o.think_ms} ms** between a response and the next request on each "
+            "connection (`bench/think.lua`): a load below saturation, so compare the latencies "
+            "(req/s follow from the think time)"
+            if o.think_ms
+            else ""
+        ),
         f"- Pinning: {ctx.pinning.note}",
         f"- Load average at start: {ctx.loadavg}",
         f"- Backends: 2 x nginx (1 worker, keep-alive, no access log), {len(BODY)}-byte body",
