@@ -66,8 +66,8 @@ IDS_PER_BLOCK: Final = 128
 class _RequestIds:
     """Request ids cut from a block of random hex digits made for IDS_PER_BLOCK ids at
     once, from the kernel's random source: formatting each id on its own
-    (`b"%032x" % getrandbits(128)`) costs about 2,600 instructions, a slice of the block a
-    tenth of that."""
+    (`b"%032x" % getrandbits(128)`) costs about 2,600 instructions, an id from the block
+    about 600."""
 
     __slots__ = ("_block", "_next")
 
