@@ -13,7 +13,6 @@ status code; never a path or a client address.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import os
 import time
 from collections.abc import Iterable
@@ -74,13 +73,19 @@ class Series:
     def count(self, status: int, seconds: float) -> None:
         by_status = self.by_status
         by_status[status] = by_status.get(status, 0) + 1
-        bucket = 0
-        for bound in self._bounds:  # most requests end in the first
-            if seconds <= bound:
-                break
-            bucket += 1
-        self.buckets[bucket] += 1
+        self.buckets[bucket_of(self._bounds, seconds)] += 1
         self.seconds += seconds
+
+
+def bucket_of(bounds: tuple[float, ...], seconds: float) -> int:
+    """The histogram bucket `seconds` counts in: the first of the upper `bounds` it does not
+    exceed, or len(bounds) (+Inf). A loop from the start: most values fall in the first."""
+    bucket = 0
+    for bound in bounds:
+        if seconds <= bound:
+            break
+        bucket += 1
+    return bucket
 
 
 class ListenerMetrics:
@@ -164,7 +169,7 @@ class ListenerMetrics:
         histogram = self.connects.get(upstream)
         if histogram is None:
             histogram = self.connects[upstream] = [0.0] * (len(CONNECT_BUCKETS) + 2)
-        histogram[bisect.bisect_left(CONNECT_BUCKETS, seconds)] += 1
+        histogram[bucket_of(CONNECT_BUCKETS, seconds)] += 1
         histogram[-1] += seconds
 
 
