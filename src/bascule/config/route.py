@@ -14,7 +14,14 @@ from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, mod
 from bascule.config.cache import Cache
 from bascule.config.compress import Compress
 from bascule.config.section import Section
-from bascule.config.syntax import HeaderName, HeaderValue, Method, Name, check_host_pattern
+from bascule.config.syntax import (
+    HeaderName,
+    HeaderValue,
+    Method,
+    Name,
+    UpgradeProtocol,
+    check_host_pattern,
+)
 
 __all__ = [
     "HeaderEdits",
@@ -187,6 +194,11 @@ class Route(Section):
     preserve_host: bool = Field(
         default=True,
         description="True: send the client's Host upstream; false: the target's host:port.",
+    )
+    upgrades: list[UpgradeProtocol] = Field(
+        default_factory=lambda: ["websocket"],
+        description="Protocols a client may switch to through this route (Upgrade header); "
+        "a request asking for any other (h2c, ...) is forwarded as a plain request.",
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ __all__ = [
     "HeaderValue",
     "Method",
     "Name",
+    "UpgradeProtocol",
     "check_header_value",
     "check_host_pattern",
     "is_hostname",
@@ -108,6 +109,14 @@ HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 
 Method = Annotated[str, AfterValidator(_upper), _check_token("HTTP method")]
 """An HTTP method, upper-cased ("get" becomes "GET")."""
+
+
+def _lower(value: str) -> str:
+    return value.lower()
+
+
+UpgradeProtocol = Annotated[str, AfterValidator(_lower), _check_token("protocol name")]
+"""A protocol an Upgrade header may name ("websocket", "h2c"), lower-cased."""
 
 Name = Annotated[str, AfterValidator(_check_name)]
 """The name of a listener, route or upstream, as other sections refer to it."""

@@ -380,10 +380,11 @@ class CacheExchange:
         ):
             return None
         names = [n.strip() for n in vary.split(b",") if n.strip()]
+        dropped = _NOT_STORED.union(response.extra_hop_by_hop())  # RFC 9111 §3.1
         return Entry(
             status,
             response.raw[8 : response.line_end],
-            b"".join(b"\r\n" + n + b": " + v for n, v in lines if n.lower() not in _NOT_STORED),
+            b"".join(b"\r\n" + n + b": " + v for n, v in lines if n.lower() not in dropped),
             b"",
             _freshness(status, directives, fields, self.request_time, now),
             vary=tuple((name, self._value(name)) for name in names),

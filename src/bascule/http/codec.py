@@ -1,27 +1,34 @@
 """The sans-IO HTTP/1.1 codec: bytes in, head/body/end callbacks out.
 
-httptools (llhttp) validates every byte and decodes bodies; this module adds what it cannot
-tell us: where a message ends inside a buffer. Rules:
+httptools (llhttp) validates every byte of a head and decodes Content-Length bodies; this
+module adds what it cannot tell us: where a message ends inside a buffer. Rules:
 
 1. A head ends at the first CRLFCRLF (llhttp refuses bare-LF line endings, so there is no
-   other way for it to end). We feed the parser only up to there.
-2. A Content-Length body is fed exactly its remaining length.
-3. A chunked body can only end right after a CRLFCRLF (last chunk, optional trailers, empty
-   line), so it is fed in pieces that stop at each CRLFCRLF; after each piece we ask whether
-   the message completed.
-4. So `feed()` never lets the parser run into the next message: the bytes after a message
+   other way for it to end). We feed the parser only up to there. Empty lines before a
+   request line are skipped (RFC 9112 §2.2); any other byte before it is refused.
+2. The request line is checked here before llhttp sees it, as soon as its CRLF arrives (so
+   HTTP/0.9 is refused at once, not at the header timeout): `method SP target SP HTTP/d.d`
+   or 400; a version other than 1.0 and 1.1 is 505; a method llhttp does not know is 501.
+   Until its CRLF arrives, what came must be able to begin such a line, or it is 400.
+3. A Content-Length body is fed exactly its remaining length.
+4. A chunked body is decoded by `ChunkedBody` (see chunked.py), which knows exactly where it
+   ends; llhttp never sees it, and gets a fresh parser for the next message.
+5. So `feed()` never lets the parser run into the next message: the bytes after a message
    are handed back to the caller, who feeds them when it is ready for the next one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import httptools
 
+from bascule.http.chunked import ChunkedBody
 from bascule.http.errors import HttpError
 from bascule.http.head import RequestHead, ResponseHead
+from bascule.http.target import parse_absolute_form
 
 _HEAD = 0
 _BODY_LENGTH = 1
@@ -29,6 +36,29 @@ _BODY_CHUNKED = 2
 _BODY_UNTIL_CLOSE = 3  # responses only
 
 _VERSIONS = {b"HTTP/1.1": "1.1", b"HTTP/1.0": "1.0"}
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TARGET = rb"[!-~\x80-\xff]+"  # llhttp checks its bytes further
+_REQUEST_LINE = re.compile(_TCHAR + rb"+ " + _TARGET + rb" HTTP/[0-9]\.[0-9]\r\n")
+
+
+def _prefixes(*parts: bytes) -> bytes:
+    """A pattern matching the parts in sequence, stopping after any of them."""
+    pattern = b""
+    for part in reversed(parts):
+        pattern = b"(?:" + part + pattern + b")?"
+    return pattern
+
+
+# What may begin a request line (rule 2).
+_REQUEST_LINE_START = re.compile(
+    _TCHAR
+    + b"*"
+    + _prefixes(
+        b" ", _TARGET, b" ", *(bytes((c,)) for c in b"HTTP/"), b"[0-9]", rb"\.", b"[0-9]", b"\r"
+    )
+)
+UNLIMITED = 1 << 62
+"""A response body's limit: Bascule forwards whatever its targets send."""
 
 
 class RequestHandler(Protocol):
@@ -48,24 +78,36 @@ def _unwrap(exc: httptools.HttpParserError) -> BaseException:
     """A handler's own exception comes back wrapped by the parser; give the original."""
     if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ is not None:
         return exc.__context__
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        # rule 2: the method was checked to be a token before llhttp saw it
+        return HttpError(501, "the request method is not implemented")
     return HttpError(400, f"malformed message: {exc}")
 
 
+def _after_empty_lines(data: bytes) -> bytes:
+    """`data` without the empty lines (CRLF) before a start line (rule 1)."""
+    skip = 0
+    while data.startswith(b"\r\n", skip):
+        skip += 2
+    return data[skip:]
+
+
 class _MessageReader:
-    """What request and response readers share: finding where messages end (rules 1-4).
+    """What request and response readers share: finding where messages end (rules 1-5).
 
     The parser calls `on_body` of the handler directly (one Python call per chunk, not two).
     """
 
     __slots__ = (
+        "_chunks",
         "_complete",
+        "_fed",
         "_head_request",
         "_max_header_bytes",
         "_parser",
         "_raw",
         "_remaining",
         "_state",
-        "_tail",
         "partial_head",
         "upgraded_at",
     )
@@ -74,16 +116,26 @@ class _MessageReader:
         self._max_header_bytes = max_header_bytes
         # the bytes of a head begun but not complete; b"" between messages
         self.partial_head = b""
+        self._fed = 0  # how much of `partial_head` the parser has been fed
         self._raw = b""
         self._state = _HEAD
         self._remaining = 0
         self._complete = False
         self._head_request = False  # responses only: the request was HEAD
-        self._tail = b""  # the last bytes of a chunked body fed so far (rule 3)
+        self._chunks: ChunkedBody | None = None  # the chunked body being read
         self.upgraded_at = -1
         self._parser: Any = self._new_parser()  # a request or a response parser
 
     def _new_parser(self) -> Any:
+        raise NotImplementedError
+
+    def _start_line(self, head: bytes) -> bool:
+        """Check the start line at the beginning of `head` (a head so far) before the
+        parser sees it: raises HttpError if it is refused, and says whether the parser
+        may be fed (not before the line is complete)."""
+        return True
+
+    def on_message_complete(self) -> None:
         raise NotImplementedError
 
     @property
@@ -95,11 +147,17 @@ class _MessageReader:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
         try:
             if self._state == _HEAD and not self.partial_head:
+                if data[:1] == b"\r":  # empty lines first, or a bare CR to refuse
+                    data = _after_empty_lines(data)
+                    if len(data) < 2:  # nothing, or a CR whose LF is still to come
+                        self.partial_head = data
+                        return None
                 # The usual case, in the fewest steps: a whole head at the start of `data`.
                 end = data.find(b"\r\n\r\n") + 4
                 if 4 <= end <= self._max_header_bytes:
                     whole = end == len(data)
                     self._raw = data if whole else data[:end]
+                    self._start_line(self._raw)
                     self._parse_head(self._raw)
                     if self._complete:
                         return self._end(b"" if whole else data[end:])
@@ -112,35 +170,10 @@ class _MessageReader:
 
     def _feed(self, data: bytes) -> bytes | None:
         """`feed`, from any state and any split of the bytes."""
-        parse = self._parser.feed_data
         while True:
             state = self._state
             if state == _HEAD:
-                held = self.partial_head
-                if held:
-                    buf = held + data
-                    end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
-                else:
-                    buf = data
-                    end = data.find(b"\r\n\r\n")
-                if end < 0:
-                    if len(buf) > self._max_header_bytes:
-                        self._refuse_oversized(buf)
-                    parse(data)  # validate early: garbage is refused now, not at a timeout
-                    self.partial_head = buf
-                    return None
-                end += 4
-                if end > self._max_header_bytes:
-                    self._refuse_oversized(buf[:end])
-                self._raw = buf[:end] if end < len(buf) else buf
-                self.partial_head = b""
-                fed = end - len(held)
-                if fed < len(data):
-                    self._parse_head(data[:fed])
-                    data = data[fed:]
-                else:
-                    self._parse_head(data)
-                    data = b""
+                data = self._feed_head(data)
                 if self._complete:
                     return self._end(data)
                 if not data:
@@ -149,27 +182,52 @@ class _MessageReader:
                 remaining = self._remaining
                 if len(data) < remaining:
                     self._remaining = remaining - len(data)
-                    parse(data)
+                    self._parser.feed_data(data)
                     return None
-                parse(data[:remaining] if len(data) > remaining else data)
+                self._parser.feed_data(data[:remaining] if len(data) > remaining else data)
                 return self._end(data[remaining:])
             elif state == _BODY_CHUNKED:
-                start = 0
-                while True:
-                    end = self._chunked_piece_end(data, start)
-                    if end < 0:
-                        piece = data[start:] if start else data
-                        parse(piece)
-                        self._tail = (self._tail + piece[-3:])[-3:]
-                        return None
-                    parse(data[start:end])
-                    self._tail = b""
-                    if self._complete:
-                        return self._end(data[end:])
-                    start = end
+                chunks = self._chunks
+                assert chunks is not None
+                end = chunks.feed(data)
+                if end < 0:
+                    return None
+                self.on_message_complete()
+                return self._end(data[end:])
             else:
-                parse(data)
+                self._parser.feed_data(data)
                 return None
+
+    def _feed_head(self, data: bytes) -> bytes:
+        """Take in bytes of a head; returns those after it if it is complete, else b""."""
+        held = self.partial_head
+        buf = held + data if held else data
+        if len(held) < 2:  # at the start of a message: rule 1
+            buf = _after_empty_lines(buf)
+            if len(buf) < 2:
+                self.partial_head = buf
+                return b""
+            held = b"" if buf[: len(held)] != held else held
+        end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
+        if end < 0:
+            if len(buf) > self._max_header_bytes:
+                self._refuse_oversized(buf)
+            if self._start_line(buf):  # validate early: garbage is refused now
+                self._parser.feed_data(buf[self._fed :] if self._fed else buf)
+                self._fed = len(buf)
+            self.partial_head = buf
+            return b""
+        end += 4
+        if end > self._max_header_bytes:
+            self._refuse_oversized(buf[:end])
+        self._raw = buf[:end] if end < len(buf) else buf
+        fed = self._fed
+        self.partial_head = b""
+        self._fed = 0
+        if not fed:
+            self._start_line(self._raw)
+        self._parse_head(self._raw[fed:] if fed else self._raw)
+        return buf[end:]
 
     def _parse_head(self, data: bytes) -> None:
         """Feed the parser the rest of a head, which ends where `data` ends."""
@@ -179,28 +237,23 @@ class _MessageReader:
             self.upgraded_at = upgrade.args[0]
             self._complete = True
 
-    def _chunked_piece_end(self, data: bytes, start: int) -> int:
-        """The offset just past the next CRLFCRLF in `data` from `start`, or -1; at the start
-        of `data` this counts one begun in the bytes fed before (a terminator split across
-        reads), so the parser never runs past the end of the message into the next one."""
-        if start == 0 and self._tail:
-            found = (self._tail + data[:3]).find(b"\r\n\r\n")
-            if found >= 0:
-                return found + 4 - len(self._tail)
-        end = data.find(b"\r\n\r\n", start)
-        return end + 4 if end >= 0 else -1
-
     def _refuse_oversized(self, buf: bytes) -> None:
         raise HttpError(431, "the header block is larger than the limit")
 
+    def _read_chunked(self, on_data: Callable[[bytes], None], max_body: int) -> None:
+        self._state = _BODY_CHUNKED
+        self._chunks = ChunkedBody(on_data, max_body, self._max_header_bytes)
+
     def _end(self, rest: bytes) -> bytes:
         """The message is complete: be ready for the next one, and hand back what followed."""
+        if self._head_request or self._chunks is not None:
+            # llhttp still waits for the body a HEAD response only announced, or for the
+            # chunked body it never saw: start afresh
+            self._head_request = False
+            self._chunks = None
+            self._parser = self._new_parser()
         self._state = _HEAD
         self._complete = False
-        if self._head_request:
-            # llhttp still waits for the body a HEAD response only announced: start afresh
-            self._head_request = False
-            self._parser = self._new_parser()
         return rest
 
     def eof(self) -> bool:
@@ -211,11 +264,19 @@ class _MessageReader:
 class RequestReader(_MessageReader):
     """Reads requests from a client. One message at a time; see the module rules."""
 
-    __slots__ = ("_handler", "_max_uri_bytes")
+    __slots__ = ("_handler", "_line_end", "_max_body_bytes", "_max_uri_bytes")
 
-    def __init__(self, handler: RequestHandler, max_header_bytes: int, max_uri_bytes: int) -> None:
+    def __init__(
+        self,
+        handler: RequestHandler,
+        max_header_bytes: int,
+        max_uri_bytes: int,
+        max_body_bytes: int,
+    ) -> None:
         self._handler = handler
         self._max_uri_bytes = max_uri_bytes
+        self._max_body_bytes = max_body_bytes
+        self._line_end = 0  # where the checked request line ends (its CRLF); 0: unchecked
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
@@ -233,21 +294,44 @@ class RequestReader(_MessageReader):
             raise HttpError(414, "the request line is longer than the URI limit")
         raise HttpError(431, "the request header block is larger than the limit")
 
+    def _start_line(self, head: bytes) -> bool:
+        if self._line_end:
+            return True
+        line_end = head.find(b"\r\n")
+        if line_end < 0:
+            if _REQUEST_LINE_START.fullmatch(head) is None:
+                raise HttpError(400, "malformed request line")
+            return False
+        if _REQUEST_LINE.match(head) is None:  # no part of it can hold a CR: it ends at line_end
+            raise HttpError(400, "malformed request line: expected METHOD SP target SP HTTP/1.1")
+        if head[line_end - 8 : line_end] not in _VERSIONS:
+            version = head[line_end - 8 : line_end].decode()
+            raise HttpError(505, f"{version} is not supported; use HTTP/1.1")
+        self._line_end = line_end
+        return True
+
     def on_headers_complete(self) -> None:
-        # The parser has validated the request line: "METHOD SP target SP HTTP/x.y".
         raw = self._raw
-        parts = raw[: raw.find(b"\r\n")].split(b" ")
-        if len(parts) != 3:  # llhttp takes "GET /" as HTTP/0.9
-            raise HttpError(505, "HTTP/0.9 is not supported; use HTTP/1.1")
-        method, url, protocol = parts
-        if len(url) > self._max_uri_bytes:
+        line_end = self._line_end
+        self._line_end = 0
+        version = _VERSIONS[raw[line_end - 8 : line_end]]
+        method_end = raw.find(b" ")
+        method = raw[:method_end]
+        target = raw[method_end + 1 : line_end - 9]
+        if len(target) > self._max_uri_bytes:
             raise HttpError(414, "the request URI is longer than the limit")
-        version = _VERSIONS.get(protocol)
-        if version is None:
-            raise HttpError(505, f"{protocol.decode()} is not supported; use HTTP/1.1")
-        head = RequestHead(raw, version, method, url)
+        authority: bytes | None = None
+        if target[:1] != b"/":
+            authority, target = parse_absolute_form(method, target)
+        head = RequestHead(raw, version, method, target)
+        if authority is not None:
+            head.host = authority
+            head.absolute_form = True
+        elif not head.host and version == "1.1" and head.header(b"host") is None:
+            raise HttpError(400, "the request has no Host header; one is required")
         if head.chunked:
-            self._state = _BODY_CHUNKED
+            _check_codings(head, version)
+            self._read_chunked(self._handler.on_request_body, self._max_body_bytes)
         elif head.content_length:
             self._state = _BODY_LENGTH
             self._remaining = head.content_length
@@ -256,6 +340,17 @@ class RequestReader(_MessageReader):
     def on_message_complete(self) -> None:
         self._complete = True
         self._handler.on_request_end()
+
+
+def _check_codings(head: RequestHead, version: str) -> None:
+    """A request's Transfer-Encoding (RFC 9112 §6.1): exactly `chunked`, on HTTP/1.1."""
+    if version != "1.1":
+        raise HttpError(400, "Transfer-Encoding is not allowed in an HTTP/1.0 request")
+    codings = head.transfer_codings()
+    if codings != [b"chunked"]:
+        if codings.count(b"chunked") != 1 or codings[-1] != b"chunked":
+            raise HttpError(400, "Transfer-Encoding must end in chunked, applied once")
+        raise HttpError(501, "only the chunked transfer coding is implemented")
 
 
 class ResponseReader(_MessageReader):
@@ -284,14 +379,18 @@ class ResponseReader(_MessageReader):
     def on_headers_complete(self) -> None:
         raw = self._raw  # validated: "HTTP/x.y SP 3DIGIT SP reason"
         status = self._status = int(raw[9:12])
-        head = ResponseHead(raw, _VERSIONS.get(raw[:8], "1.1"), status)
+        version = _VERSIONS.get(raw[:8], "1.1")
+        head = ResponseHead(raw, version, status)
         if 100 <= status < 200 and status != 101:
             self._handler.on_informational(head)
             return
+        if head.chunked and (version != "1.1" or head.transfer_codings() != [b"chunked"]):
+            # as nginx: a coding Bascule cannot decode, or framing that cannot be trusted
+            raise HttpError(502, "the response's Transfer-Encoding is not chunked alone")
         if self._head_request or status == 204 or status == 304:
             self._complete = True
         elif head.chunked:
-            self._state = _BODY_CHUNKED
+            self._read_chunked(self._handler.on_response_body, UNLIMITED)
         elif head.content_length is not None:
             if head.content_length:
                 self._state = _BODY_LENGTH

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import re
 
+from bascule.http.errors import HttpError
+from bascule.http.target import normalize_path, valid_host
+
 # Headers a proxy must act on in a request, and those of them it never forwards as received:
 # hop-by-hop ones (RFC 9110 §7.6.1), Transfer-Encoding (re-framed), and X-Forwarded-*,
 # X-Real-IP, X-Client-Cert-Subject and Via, which Bascule sets from what it knows so clients
@@ -97,6 +100,16 @@ class Head:
             for m in _ANY_HEADER.finditer(self.raw, self.line_end, len(self.raw) - 2)
         ]
 
+    def transfer_codings(self) -> list[bytes]:
+        """The codings of every Transfer-Encoding line, in order, lower-case (the rare path:
+        only a message that has the header asks)."""
+        return [
+            coding.strip()
+            for name, value in self.headers()
+            if name.lower() == b"transfer-encoding"
+            for coding in value.lower().split(b",")
+        ]
+
     def extra_hop_by_hop(self) -> list[bytes]:
         """Header names the Connection header declares hop-by-hop, beyond the usual ones."""
         if self.connection in _PLAIN_CONNECTION:
@@ -106,7 +119,13 @@ class Head:
 
 
 class RequestHead(Head):
+    """A request head. Refused (HttpError 400) here: two Host lines, a Host value that is
+    no host, and a path that climbs above the root; `path` and `target` are normalized
+    (see target.py). A request in absolute-form gets `host` and `absolute_form` set by the
+    codec."""
+
     __slots__ = (
+        "absolute_form",
         "expect_continue",
         "forwarded_for",
         "host",
@@ -124,15 +143,24 @@ class RequestHead(Head):
         self.line_end = len(method) + len(target) + 10  # "METHOD SP target SP HTTP/x.y"
         self.version = version
         self.method = method
-        self.target = target  # as received: path and query
-        self.path, _, self.query = target.partition(b"?")
+        path, _, self.query = target.partition(b"?")
+        if path.find(b"%") >= 0 or path.find(b"/.") >= 0:
+            normal = normalize_path(path)
+            target = normal + target[len(path) :]
+            path = normal
+        self.target = target  # path (normalized) and query (as received)
+        self.path = path
         self.content_length = None
-        self.chunked = self.expect_continue = self.identified = False
+        self.chunked = self.expect_continue = self.identified = self.absolute_form = False
         self.connection = self.upgrade = self.via = self.host = self.forwarded_for = b""
         droppable = 0
+        hosts = 0
         for name, value in _REQUEST_FIELDS.findall(raw.lower()):
             if name == b"host":
-                self.host = value.rstrip()
+                hosts += 1
+                self.host = value.rstrip(b" \t")
+                if hosts > 1 or not valid_host(self.host):
+                    raise HttpError(400, "the request needs one Host header naming a host")
                 continue
             if name == b"content-length":
                 self.content_length = int(value)  # the parser refused duplicates, non-digits
@@ -149,7 +177,9 @@ class RequestHead(Head):
             else:
                 self._note_hop_by_hop(name, value)
         self.droppable = droppable
-        self.wants_upgrade = bool(self.upgrade) and self.connection.find(b"upgrade") >= 0
+        self.wants_upgrade = (
+            version == "1.1" and bool(self.upgrade) and self.connection.find(b"upgrade") >= 0
+        )  # RFC 9110 §7.8: a server ignores Upgrade in an HTTP/1.0 request
         self.keep_alive = _persists(version, self.connection)
 
     @property

@@ -85,7 +85,9 @@ class DownstreamConnection(asyncio.Protocol):
         self.ctx = ctx
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.reader = RequestReader(self, ctx.max_header_bytes, ctx.max_uri_bytes)
+        self.reader = RequestReader(
+            self, ctx.max_header_bytes, ctx.max_uri_bytes, ctx.max_body_bytes
+        )
         self.peer_ip = b""  # who connected
         self.peer_trusted = False  # a trusted proxy: its X-Forwarded-For names the client
         self.client_ip = b""  # the client of the current request (the peer, unless trusted)
@@ -335,7 +337,8 @@ class DownstreamConnection(asyncio.Protocol):
         if head.wants_upgrade:
             # if the target refuses the upgrade, what the client sends next is not HTTP
             ex.close_after = True
-        if head.method == b"CONNECT":
+        method = head.method
+        if method == b"CONNECT":
             self._refuse(ex, 405, "CONNECT is not supported: Bascule is a reverse proxy")
             return
         if ctx.redirect_https is not None:
@@ -345,7 +348,14 @@ class DownstreamConnection(asyncio.Protocol):
         if route is None:
             self._refuse(ex, 404, "no route matches this request")
             return
+        if method == b"TRACE" and (route.methods is None or method not in route.methods):
+            # it would echo the request, credentials included, to a page's script
+            self._refuse(ex, 405, "TRACE is refused unless a route's match.methods lists it")
+            return
         plan = ex.plan = ctx.plans[route]
+        if head.wants_upgrade and not plan.allows_upgrade(head.upgrade):
+            head.wants_upgrade = False  # forwarded as a plain request: no smuggled protocol
+            ex.close_after = False
         upstream = plan.upstream
         if upstream is None:
             action = route.action
@@ -491,9 +501,7 @@ class DownstreamConnection(asyncio.Protocol):
         ex = self.ex
         if ex is None or ex.local:
             return
-        ex.bytes_in += len(chunk)
-        if ex.bytes_in > self.ctx.max_body_bytes:
-            raise HttpError(413, f"the request body is larger than {self.ctx.max_body_bytes} bytes")
+        ex.bytes_in += len(chunk)  # within max_body_bytes: the codec refuses a larger body
         if ex.head.chunked:
             chunk = b"%x\r\n%b\r\n" % (len(chunk), chunk)
         replay = ex.replay
@@ -561,7 +569,7 @@ class DownstreamConnection(asyncio.Protocol):
             self.peer_ip,
             self.client_ip,
             request.target if rewrite is None else rewrite.target(request.path, request.query),
-            None if plan.preserve_host and request.host else target.address,
+            _host_line(request, plan.preserve_host, target),
             added,
             remove,
         )
@@ -907,6 +915,13 @@ class DownstreamConnection(asyncio.Protocol):
             self._log(ex)
         if self.transport is not None:
             self.transport.abort()
+
+
+def _host_line(request: RequestHead, preserve_host: bool, target: Target) -> bytes | None:
+    """The Host to send `target` in place of the client's, or None to keep the client's."""
+    if not preserve_host or not request.host:
+        return target.address
+    return request.host if request.absolute_form else None
 
 
 # The stand-in head for a request refused before its head could be parsed.

@@ -26,6 +26,7 @@ class RoutePlan:
         "rewrite",
         "route",
         "selection",
+        "upgrades",
         "upstream",
     )
 
@@ -43,6 +44,7 @@ class RoutePlan:
         selection: Selection | None = None,
         compression: Compression | None = None,
         cache: HttpCache | None = None,
+        upgrades: frozenset[bytes] = frozenset((b"websocket",)),
     ) -> None:
         self.route = route
         self.name = route.name
@@ -57,3 +59,12 @@ class RoutePlan:
         self.selection = selection  # the upstream's hash key / sticky session, if any
         self.compression = compression  # the compress: filter, if the route has one
         self.cache = cache  # the cache: filter, if the route has one
+        self.upgrades = upgrades  # protocols an Upgrade may switch to, lower-case
+
+    def allows_upgrade(self, upgrade: bytes) -> bool:
+        """Whether this route lets a client switch to every protocol `upgrade` (an Upgrade
+        header's lower-case value) offers: the target could pick any of them."""
+        for offer in upgrade.split(b","):
+            if offer.strip().partition(b"/")[0] not in self.upgrades:
+                return False
+        return True

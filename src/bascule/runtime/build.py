@@ -358,6 +358,7 @@ def build_plan(
         selection=selections.get(spec.upstream) if spec.upstream is not None else None,
         compression=compression,
         cache=cache,
+        upgrades=frozenset(name.encode() for name in spec.upgrades),
     )
 
 

@@ -48,10 +48,10 @@ class Recorder:
 
 
 def request_reader(
-    max_header_bytes: int = 4096, max_uri_bytes: int = 1024
+    max_header_bytes: int = 4096, max_uri_bytes: int = 1024, max_body_bytes: int = 1 << 20
 ) -> tuple[RequestReader, Recorder]:
     rec = Recorder()
-    return RequestReader(rec, max_header_bytes, max_uri_bytes), rec
+    return RequestReader(rec, max_header_bytes, max_uri_bytes, max_body_bytes), rec
 
 
 def response_reader(max_header_bytes: int = 4096) -> tuple[ResponseReader, Recorder]:

@@ -116,6 +116,19 @@ def test_keep_alive_follows_version_and_connection():
             id="bad-chunk-size",
         ),
         pytest.param(b"HTTP/1.1 200 OK\r\nX: " + b"h" * 5000, 431, id="head-too-big"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\nbody", 502, id="te-unknown"
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            502,
+            id="te-gzip-chunked",
+        ),
+        pytest.param(
+            b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            502,
+            id="te-on-http-1.0",
+        ),
     ],
 )
 def test_response_rejection_carries_its_status(data, status):
