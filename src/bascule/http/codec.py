@@ -147,7 +147,7 @@ class _MessageReader:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
         try:
             if self._state == _HEAD and not self.partial_head:
-                if data[:1] == b"\r":  # empty lines first, or a bare CR to refuse
+                if data and data[0] == 13:  # CR: empty lines first, or a bare CR to refuse
                     data = _after_empty_lines(data)
                     if len(data) < 2:  # nothing, or a CR whose LF is still to come
                         self.partial_head = data
@@ -157,7 +157,6 @@ class _MessageReader:
                 if 4 <= end <= self._max_header_bytes:
                     whole = end == len(data)
                     self._raw = data if whole else data[:end]
-                    self._start_line(self._raw)
                     self._parse_head(self._raw)
                     if self._complete:
                         return self._end(b"" if whole else data[end:])
@@ -212,7 +211,7 @@ class _MessageReader:
         if end < 0:
             if len(buf) > self._max_header_bytes:
                 self._refuse_oversized(buf)
-            if self._start_line(buf):  # validate early: garbage is refused now
+            if self._fed or self._start_line(buf):  # validate early: garbage is refused now
                 self._parser.feed_data(buf[self._fed :] if self._fed else buf)
                 self._fed = len(buf)
             self.partial_head = buf
@@ -224,18 +223,21 @@ class _MessageReader:
         fed = self._fed
         self.partial_head = b""
         self._fed = 0
-        if not fed:
-            self._start_line(self._raw)
         self._parse_head(self._raw[fed:] if fed else self._raw)
         return buf[end:]
 
     def _parse_head(self, data: bytes) -> None:
-        """Feed the parser the rest of a head, which ends where `data` ends."""
+        """Feed the parser the rest of a head, which ends where `data` ends. Whatever it
+        refuses, a bad start line is refused first, so the answer does not depend on how
+        the head was split into reads (rule 2)."""
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self.upgraded_at = upgrade.args[0]
             self._complete = True
+        except httptools.HttpParserError:
+            self._start_line(self._raw)
+            raise
 
     def _refuse_oversized(self, buf: bytes) -> None:
         raise HttpError(431, "the header block is larger than the limit")
@@ -264,7 +266,7 @@ class _MessageReader:
 class RequestReader(_MessageReader):
     """Reads requests from a client. One message at a time; see the module rules."""
 
-    __slots__ = ("_handler", "_line_end", "_max_body_bytes", "_max_uri_bytes")
+    __slots__ = ("_handler", "_max_body_bytes", "_max_uri_bytes")
 
     def __init__(
         self,
@@ -276,7 +278,6 @@ class RequestReader(_MessageReader):
         self._handler = handler
         self._max_uri_bytes = max_uri_bytes
         self._max_body_bytes = max_body_bytes
-        self._line_end = 0  # where the checked request line ends (its CRLF); 0: unchecked
         super().__init__(max_header_bytes)
 
     def _new_parser(self) -> Any:
@@ -295,8 +296,6 @@ class RequestReader(_MessageReader):
         raise HttpError(431, "the request header block is larger than the limit")
 
     def _start_line(self, head: bytes) -> bool:
-        if self._line_end:
-            return True
         line_end = head.find(b"\r\n")
         if line_end < 0:
             if _REQUEST_LINE_START.fullmatch(head) is None:
@@ -304,20 +303,24 @@ class RequestReader(_MessageReader):
             return False
         if _REQUEST_LINE.match(head) is None:  # no part of it can hold a CR: it ends at line_end
             raise HttpError(400, "malformed request line: expected METHOD SP target SP HTTP/1.1")
-        if head[line_end - 8 : line_end] not in _VERSIONS:
-            version = head[line_end - 8 : line_end].decode()
-            raise HttpError(505, f"{version} is not supported; use HTTP/1.1")
-        self._line_end = line_end
+        protocol = head[line_end - 8 : line_end]
+        if protocol not in _VERSIONS:
+            raise HttpError(505, f"{protocol.decode()} is not supported; use HTTP/1.1")
         return True
 
     def on_headers_complete(self) -> None:
+        # llhttp has validated the method (one it knows: it starts with a letter) and the
+        # target's bytes, not the spaces between the parts nor the CR or LF it skips first
         raw = self._raw
-        line_end = self._line_end
-        self._line_end = 0
-        version = _VERSIONS[raw[line_end - 8 : line_end]]
-        method_end = raw.find(b" ")
-        method = raw[:method_end]
-        target = raw[method_end + 1 : line_end - 9]
+        parts = raw[: raw.find(b"\r\n")].split(b" ")
+        if len(parts) != 3 or not 65 <= raw[0] <= 90:
+            self._start_line(raw)
+            raise HttpError(400, "malformed request line")
+        method, target, protocol = parts
+        version = _VERSIONS.get(protocol)
+        if version is None:
+            self._start_line(raw)
+            raise HttpError(400, "malformed request line")
         if len(target) > self._max_uri_bytes:
             raise HttpError(414, "the request URI is longer than the limit")
         authority: bytes | None = None
@@ -327,6 +330,7 @@ class RequestReader(_MessageReader):
         if authority is not None:
             head.host = authority
             head.absolute_form = True
+            head.line_end = raw.find(b"\r\n")  # the target given was not the one received
         elif not head.host and version == "1.1" and head.header(b"host") is None:
             raise HttpError(400, "the request has no Host header; one is required")
         if head.chunked:

@@ -144,8 +144,8 @@ class RequestHead(Head):
         self.version = version
         self.method = method
         path, _, self.query = target.partition(b"?")
-        if path.find(b"%") >= 0 or path.find(b"/.") >= 0:
-            normal = normalize_path(path)
+        normal = normalize_path(path)
+        if normal is not path:
             target = normal + target[len(path) :]
             path = normal
         self.target = target  # path (normalized) and query (as received)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from bascule.http.errors import HttpError
 
@@ -22,7 +23,14 @@ _ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ABSOLUTE = re.compile(rb"(?i:https?)://([^/?#]*)([^#]*)")
 # reg-name, IPv4 or an IP literal in brackets, and a port: RFC 3986 §3.2.2 characters only
-_HOST = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=%:\[\]]*")
+_NOT_HOST = re.compile(rb"[^A-Za-z0-9\-._~!$&'()*+,;=%:\[\]]")
+# Host values found valid, so a repeated one costs a dict lookup, not a scan (its hash is
+# computed once: the router looks the same bytes up). Bounded as the router's own memo.
+_VALID_HOSTS: Final[dict[bytes, bool]] = {}
+_VALID_HOSTS_ENTRIES: Final = 4096
+_VALID_HOST_BYTES: Final = 262  # a 253-byte DNS name plus ":65535" and a trailing dot
+# What makes a path need normalizing: an escape, or a segment that starts with a dot.
+_UNUSUAL_PATH = re.compile(rb"%|/\.")
 
 
 def _unescape_unreserved(match: re.Match[bytes]) -> bytes:
@@ -34,6 +42,8 @@ def normalize_path(path: bytes) -> bytes:
     """`path` (origin-form, no query) with unreserved escapes decoded and dot-segments
     removed: `/a/./b/../c` -> `/a/c`, `/a/%2E%2e/b` -> `/b`. Raises HttpError 400 for a
     path that climbs above the root."""
+    if _UNUSUAL_PATH.search(path) is None:
+        return path
     if path.find(b"%") >= 0:
         path = _ESCAPE.sub(_unescape_unreserved, path)
     if path.find(b"/.") < 0:
@@ -58,7 +68,15 @@ def normalize_path(path: bytes) -> bytes:
 def valid_host(host: bytes) -> bool:
     """A Host value (or an absolute-form authority) made of the characters a host and port
     may have; anything else (a space, a control byte, UTF-8) is refused, never forwarded."""
-    return _HOST.fullmatch(host) is not None
+    if _VALID_HOSTS.get(host) is not None:
+        return True
+    if _NOT_HOST.search(host) is not None:
+        return False
+    if len(host) <= _VALID_HOST_BYTES:
+        if len(_VALID_HOSTS) >= _VALID_HOSTS_ENTRIES:
+            _VALID_HOSTS.clear()  # forget junk rather than keep it forever
+        _VALID_HOSTS[host] = True
+    return True
 
 
 def parse_absolute_form(method: bytes, target: bytes) -> tuple[bytes | None, bytes]:

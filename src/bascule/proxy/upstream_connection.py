@@ -277,9 +277,12 @@ class UpstreamConnection(asyncio.Protocol):
             )
             if client.retry_possible(ex, error):
                 raise _RetryInstead(error)  # nothing of this response goes out
+        request = ex.head
+        if status == 101 and not request.wants_upgrade:
+            # a request forwarded without Upgrade (or with one its route does not allow)
+            raise HttpError(502, "target switched protocols without being asked to")
         ex.status = status
         ex.response_started = True
-        request = ex.head
         plan = ex.plan
         added = plan.response_added
         if ex.request_id:
@@ -298,8 +301,6 @@ class UpstreamConnection(asyncio.Protocol):
         if selection is not None and ex.target is not None and ex.pick is not None:
             added += selection.response_lines(ex.pick, ex.target, head)
         if status == 101:
-            if not request.wants_upgrade:
-                raise HttpError(502, "target switched protocols without being asked to")
             self.tunnel = True
             self._try_due = 0.0  # a tunnel lasts as long as it is used; its idle timeout rules
             self._out.append(

@@ -301,6 +301,7 @@ def test_absolute_form_takes_its_host_and_path_from_the_target():
         b"/index.html?q",
     )
     assert head.absolute_form
+    assert head.headers() == [(b"Host", b"other")]  # the block starts after the line received
     reader.feed(b"OPTIONS HTTPS://A.example HTTP/1.1\r\nHost: a\r\n\r\n")
     assert (rec.heads[1].host, rec.heads[1].target) == (b"A.example", b"/")
 
