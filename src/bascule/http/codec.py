@@ -57,6 +57,7 @@ _REQUEST_LINE_START = re.compile(
         b" ", _TARGET, b" ", *(bytes((c,)) for c in b"HTTP/"), b"[0-9]", rb"\.", b"[0-9]", b"\r"
     )
 )
+_LINE_START_CHECKED = 256  # bytes of an unfinished request line checked at each read
 UNLIMITED = 1 << 62
 """A response body's limit: Bascule forwards whatever its targets send."""
 
@@ -85,11 +86,15 @@ def _unwrap(exc: httptools.HttpParserError) -> BaseException:
 
 
 def _after_empty_lines(data: bytes) -> bytes:
-    """`data` without the empty lines (CRLF) before a start line (rule 1)."""
+    """`data` without the empty lines (CRLF) before a start line; any other CR or LF there
+    is refused (rule 1). A CR at the very end is kept: its LF may be in the next read."""
     skip = 0
     while data.startswith(b"\r\n", skip):
         skip += 2
-    return data[skip:]
+    rest = data[skip:] if skip else data
+    if rest and (rest[0] == 10 or (rest[0] == 13 and len(rest) > 1)):
+        raise HttpError(400, "a bare CR or LF before the start line")
+    return rest
 
 
 class _MessageReader:
@@ -147,7 +152,7 @@ class _MessageReader:
         """Parse `data`. None: the message goes on. Bytes: it ended; these came after it."""
         try:
             if self._state == _HEAD and not self.partial_head:
-                if data and data[0] == 13:  # CR: empty lines first, or a bare CR to refuse
+                if data and (data[0] == 13 or data[0] == 10):  # empty lines first?
                     data = _after_empty_lines(data)
                     if len(data) < 2:  # nothing, or a CR whose LF is still to come
                         self.partial_head = data
@@ -208,17 +213,18 @@ class _MessageReader:
                 return b""
             held = b"" if buf[: len(held)] != held else held
         end = buf.find(b"\r\n\r\n", len(held) - 3 if len(held) > 3 else 0)
-        if end < 0:
-            if len(buf) > self._max_header_bytes:
-                self._refuse_oversized(buf)
-            if self._fed or self._start_line(buf):  # validate early: garbage is refused now
-                self._parser.feed_data(buf[self._fed :] if self._fed else buf)
-                self._fed = len(buf)
+        if end < 0 or end + 4 > self._max_header_bytes:
+            # Garbage is refused now, not at a timeout; and before a head is refused for its
+            # size, so that the answer does not depend on where the reads stopped.
+            seen = buf if end < 0 else buf[: end + 2]  # not the empty line: no head yet
+            if self._fed or self._start_line(seen):
+                self._parser.feed_data(seen[self._fed :] if self._fed else seen)
+                self._fed = len(seen)
+            if len(seen) > self._max_header_bytes:
+                self._refuse_oversized(seen)
             self.partial_head = buf
             return b""
         end += 4
-        if end > self._max_header_bytes:
-            self._refuse_oversized(buf[:end])
         self._raw = buf[:end] if end < len(buf) else buf
         fed = self._fed
         self.partial_head = b""
@@ -298,7 +304,8 @@ class RequestReader(_MessageReader):
     def _start_line(self, head: bytes) -> bool:
         line_end = head.find(b"\r\n")
         if line_end < 0:
-            if _REQUEST_LINE_START.fullmatch(head) is None:
+            # its start only: a long line is not scanned again at every read
+            if _REQUEST_LINE_START.fullmatch(head[:_LINE_START_CHECKED]) is None:
                 raise HttpError(400, "malformed request line")
             return False
         if _REQUEST_LINE.match(head) is None:  # no part of it can hold a CR: it ends at line_end
@@ -381,11 +388,16 @@ class ResponseReader(_MessageReader):
         self._head_request = True
 
     def on_headers_complete(self) -> None:
-        raw = self._raw  # validated: "HTTP/x.y SP 3DIGIT SP reason"
+        raw = self._raw  # validated by llhttp: "HTTP/x.y SP 3DIGIT SP reason"...
+        if not raw.startswith(b"HTTP/"):  # ... but for the CR or LF it skips before it
+            raise HttpError(400, "bytes before the status line")
         status = self._status = int(raw[9:12])
         version = _VERSIONS.get(raw[:8], "1.1")
         head = ResponseHead(raw, version, status)
         if 100 <= status < 200 and status != 101:
+            # An interim response ends with its head, whatever it says (RFC 9110 §15.2);
+            # llhttp would wait for the body a Content-Length announced.
+            self._parser = self._new_parser()
             self._handler.on_informational(head)
             return
         if head.chunked and (version != "1.1" or head.transfer_codings() != [b"chunked"]):

@@ -119,6 +119,8 @@ def test_keep_alive_follows_version_and_connection():
         pytest.param(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: foo\r\n\r\nbody", 502, id="te-unknown"
         ),
+        pytest.param(b"\r\rHTTP/1.1 200 OK\r\n\r\n", 400, id="bare-cr-before-status"),
+        pytest.param(b"\nHTTP/1.1 200 OK\r\n\r\n", 400, id="bare-lf-before-status"),
         pytest.param(
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
             502,
@@ -136,3 +138,22 @@ def test_response_rejection_carries_its_status(data, status):
     with pytest.raises(HttpError) as raised:
         reader.feed(data)
     assert raised.value.status == status
+
+
+@pytest.mark.parametrize("interim", [b"199 X", b"120", b"103 Early Hints"])
+def test_an_interim_response_has_no_body_whatever_it_announces(interim):
+    """RFC 9110 §15.2: a 1xx ends with its head; what follows is the next response."""
+    data = (
+        b"HTTP/1.1 " + interim + b"\r\nContent-Length: 2\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    )
+    for cut in range(1, len(data)):
+        reader, rec = response_reader()
+        assert reader.feed(data[:cut]) is None
+        assert reader.feed(data[cut:]) == b""
+        assert rec.merged() == [
+            ("info", int(interim[:3])),
+            ("head", 200),
+            ("body", b"ok"),
+            ("end",),
+        ]
