@@ -57,3 +57,10 @@ def request_reader(
 def response_reader(max_header_bytes: int = 4096) -> tuple[ResponseReader, Recorder]:
     rec = Recorder()
     return ResponseReader(rec, max_header_bytes), rec
+
+
+def every_split(data: bytes) -> list[list[bytes]]:
+    """`data` whole, cut once at every offset, and byte by byte: the read boundaries a
+    parser must not care about."""
+    cuts = [[data[:i], data[i:]] for i in range(1, len(data))]
+    return [[data], *cuts, [data[i : i + 1] for i in range(len(data))]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from recorder import every_split
 
 from bascule.http.chunked import MAX_SIZE_LINE, ChunkedBody
 from bascule.http.errors import HttpError
@@ -17,12 +18,6 @@ def decode(pieces: list[bytes], max_body: int = 1 << 20) -> tuple[bytes, bytes |
         if end >= 0:
             return b"".join(emitted), b"".join([piece[end:], *pieces[i + 1 :]]), emitted
     return b"".join(emitted), None, emitted
-
-
-def every_split(data: bytes) -> list[list[bytes]]:
-    """`data` whole, cut once at every offset, and byte by byte."""
-    cuts = [[data[:i], data[i:]] for i in range(1, len(data))]
-    return [[data], *cuts, [data[i : i + 1] for i in range(len(data))]]
 
 
 BODY = (

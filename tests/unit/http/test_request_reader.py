@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from recorder import request_reader
+from recorder import every_split, request_reader
 
 from bascule.http.errors import HttpError
 
@@ -165,11 +165,6 @@ def test_garbage_is_refused_before_the_head_ends():
 # -- hardening (issue 16): each input whole, cut at every offset, and byte by byte ----------
 
 
-def splits(data: bytes) -> list[list[bytes]]:
-    cuts = [[data[:i], data[i:]] for i in range(1, len(data))]
-    return [[data], *cuts, [data[i : i + 1] for i in range(len(data))]]
-
-
 def feed_all(pieces: list[bytes], **limits: int):
     """Feed as a server does (leftovers of a finished message next); (events, leftover)."""
     reader, rec = request_reader(**limits)
@@ -253,7 +248,7 @@ def feed_all(pieces: list[bytes], **limits: int):
     ],
 )
 def test_refusal_has_one_status_at_every_split(data, status):
-    for pieces in splits(data):
+    for pieces in every_split(data):
         with pytest.raises(HttpError) as raised:
             feed_all(pieces, max_body_bytes=100 * 1024 * 1024)
         assert raised.value.status == status, pieces
@@ -262,14 +257,14 @@ def test_refusal_has_one_status_at_every_split(data, status):
 def test_chunk_open_across_crlfcrlf_is_not_ended_early():
     """A chunk of 64 bytes of which 8 came, ending in CRLFCRLF: the body goes on."""
     data = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n40\r\nAAAA\r\n\r\n"
-    for pieces in splits(data):
+    for pieces in every_split(data):
         rec, reader = feed_all(pieces)
         assert rec.merged() == [("head", b"POST", b"/", "1.1"), ("body", b"AAAA\r\n\r\n")]
         assert ("body", b"") not in rec.events
         assert not reader.in_head
 
 
-@pytest.mark.parametrize("pieces", splits(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+@pytest.mark.parametrize("pieces", every_split(b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"))
 def test_empty_lines_before_the_request_line_are_skipped(pieces):
     rec, _ = feed_all(pieces)
     assert rec.events == [("head", b"GET", b"/", "1.1"), ("end",), ("next",)]
