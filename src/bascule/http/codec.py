@@ -334,12 +334,13 @@ class RequestReader(_MessageReader):
         if target[:1] != b"/":
             authority, target = parse_absolute_form(method, target)
         head = RequestHead(raw, version, method, target)
+        if not head.host and version == "1.1" and head.header(b"host") is None:
+            # even with the host in the target (RFC 9112 §3.2)
+            raise HttpError(400, "the request has no Host header; one is required")
         if authority is not None:
             head.host = authority
             head.absolute_form = True
             head.line_end = raw.find(b"\r\n")  # the target given was not the one received
-        elif not head.host and version == "1.1" and head.header(b"host") is None:
-            raise HttpError(400, "the request has no Host header; one is required")
         if head.chunked:
             _check_codings(head, version)
             self._read_chunked(self._handler.on_request_body, self._max_body_bytes)

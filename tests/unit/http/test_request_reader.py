@@ -200,6 +200,7 @@ def feed_all(pieces: list[bytes], **limits: int):
         pytest.param(b"get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, id="lower-case-method"),
         pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, id="two-hosts"),
         pytest.param(b"GET / HTTP/1.1\r\nX: y\r\n\r\n", 400, id="no-host"),
+        pytest.param(b"GET http://a/ HTTP/1.1\r\n\r\n", 400, id="absolute-form-no-host"),
         pytest.param(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400, id="host-with-space"),
         pytest.param(b"GET / HTTP/1.1\r\nHost: \xec\r\n\r\n", 400, id="host-not-ascii"),
         pytest.param(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400, id="host-with-slash"),
