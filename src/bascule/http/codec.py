@@ -6,10 +6,12 @@ module adds what it cannot tell us: where a message ends inside a buffer. Rules:
 1. A head ends at the first CRLFCRLF (llhttp refuses bare-LF line endings, so there is no
    other way for it to end). We feed the parser only up to there. Empty lines before a
    request line are skipped (RFC 9112 §2.2); any other byte before it is refused.
-2. The request line is checked here before llhttp sees it, as soon as its CRLF arrives (so
-   HTTP/0.9 is refused at once, not at the header timeout): `method SP target SP HTTP/d.d`
-   or 400; a version other than 1.0 and 1.1 is 505; a method llhttp does not know is 501.
-   Until its CRLF arrives, what came must be able to begin such a line, or it is 400.
+2. The request line is checked here too (llhttp lets two spaces pass, and skips a CR):
+   `method SP target SP HTTP/d.d` or 400; a version other than 1.0 and 1.1 is 505; a method
+   llhttp does not know is 501. A head in one read is checked where llhttp refuses it or
+   after it; a head in pieces, before llhttp sees it, as soon as the line's CRLF arrives (so
+   HTTP/0.9 is refused at once, not at the header timeout), and until then what came must
+   be able to begin such a line. Either way the answer is the same.
 3. A Content-Length body is fed exactly its remaining length.
 4. A chunked body is decoded by `ChunkedBody` (see chunked.py), which knows exactly where it
    ends; llhttp never sees it, and gets a fresh parser for the next message.
@@ -80,7 +82,7 @@ def _unwrap(exc: httptools.HttpParserError) -> BaseException:
     if isinstance(exc, httptools.HttpParserCallbackError) and exc.__context__ is not None:
         return exc.__context__
     if isinstance(exc, httptools.HttpParserInvalidMethodError):
-        # rule 2: the method was checked to be a token before llhttp saw it
+        # rule 2: the line was checked first, so the method is a token
         return HttpError(501, "the request method is not implemented")
     return HttpError(400, f"malformed message: {exc}")
 
