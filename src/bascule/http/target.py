@@ -29,8 +29,6 @@ _NOT_HOST = re.compile(rb"[^A-Za-z0-9\-._~!$&'()*+,;=%:\[\]]")
 _VALID_HOSTS: Final[dict[bytes, bool]] = {}
 _VALID_HOSTS_ENTRIES: Final = 4096
 _VALID_HOST_BYTES: Final = 262  # a 253-byte DNS name plus ":65535" and a trailing dot
-# What makes a path need normalizing: an escape, or a segment that starts with a dot.
-_UNUSUAL_PATH = re.compile(rb"%|/\.")
 
 
 def _unescape_unreserved(match: re.Match[bytes]) -> bytes:
@@ -42,9 +40,12 @@ def normalize_path(path: bytes) -> bytes:
     """`path` (origin-form, no query) with unreserved escapes decoded and dot-segments
     removed: `/a/./b/../c` -> `/a/c`, `/a/%2E%2e/b` -> `/b`. Raises HttpError 400 for a
     path that climbs above the root."""
-    if _UNUSUAL_PATH.search(path) is None:
+    # What makes a path need normalizing: an escape, or a segment that starts with a dot.
+    # (`partition`, not `find`: on CPython 3.11 its argument parsing costs a third.)
+    escaped = path.partition(b"%")[1]
+    if not escaped and not path.partition(b"/.")[1]:
         return path
-    if path.find(b"%") >= 0:
+    if escaped:
         path = _ESCAPE.sub(_unescape_unreserved, path)
     if path.find(b"/.") < 0:
         return path
