@@ -1,15 +1,19 @@
-"""The access log's other format, and its file reopened on SIGUSR1 (logrotate)."""
+"""The access log's other format (for http and tcp listeners), and its file reopened on
+SIGUSR1 (logrotate)."""
 
 from __future__ import annotations
 
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
-from e2e.backends import fixed, named
+from e2e.backends import fixed, named, refused_port
 from e2e.proxy import Proxy, config, free_port, wait_until
 from e2e.supervised import get, listening, running
+from e2e.tcp_backends import connect, read_all, tcp_config
+from e2e.tcp_backends import echo as tcp_echo
 from e2e.wire import Wire
 
 COMBINED = re.compile(
@@ -60,3 +64,45 @@ def test_sigusr1_reopens_the_log_file_after_logrotate_moved_it(backend, tmp_path
     assert len(rotated.read_text().splitlines()) >= 5  # the /ready checks and the first 4
     assert all('"path":"/"' in line for line in Path(log).read_text().splitlines())
     assert "SIGUSR1: the workers reopen their access logs" in bascule.log
+
+
+def test_a_tcp_connection_is_logged_in_the_combined_format_too(backend, tmp_path):
+    """As nginx's stream $status: 200 for a connection that ended well, 502 when no target
+    could be reached; the request field names the listener and the (last) target tried."""
+    log = tmp_path / "access.log"
+    target = backend(tcp_echo, raw=True)
+    cfg = tcp_config(target)
+    proxy = Proxy({**cfg, "access_log": {"path": str(log), "format": "combined"}}, log)
+    try:
+        with connect(proxy.port) as sock:
+            sock.sendall(b"ping")
+            sock.shutdown(socket.SHUT_WR)
+            assert read_all(sock) == b"ping"
+        assert wait_until(lambda: len(log.read_text().splitlines()) == 1)
+    finally:
+        proxy.stop()
+    line = COMBINED.match(log.read_text().strip())
+    assert line is not None, log.read_text()
+    assert line.group("request", "status", "bytes", "referer", "agent") == (
+        f"TCP tcp {target.address}",
+        "200",
+        "4",
+        "-",
+        "-",
+    )
+
+
+def test_a_tcp_connection_no_target_took_is_502_in_the_combined_format(tmp_path):
+    log = tmp_path / "access.log"
+    dead = refused_port()
+    cfg = tcp_config(dead)
+    proxy = Proxy({**cfg, "access_log": {"path": str(log), "format": "combined"}}, log)
+    try:
+        with connect(proxy.port) as sock:
+            assert read_all(sock) == b""
+        assert wait_until(lambda: len(log.read_text().splitlines()) == 1)
+    finally:
+        proxy.stop()
+    line = COMBINED.match(log.read_text().strip())
+    assert line is not None, log.read_text()
+    assert line.group("request", "status", "bytes") == (f"TCP tcp 127.0.0.1:{dead}", "502", "0")

@@ -25,7 +25,6 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from functools import partial
 from time import monotonic
@@ -37,7 +36,7 @@ from bascule.tcp import proxy_protocol
 from bascule.tcp.context import TcpListenerContext, TcpPlan
 from bascule.tcp.proxy_protocol import Address, ProxyHeaderError
 from bascule.tcp.sni import NotTls, read_server_name
-from bascule.telemetry.access_log import json_bytes
+from bascule.telemetry.access_log import ConnectionRecord
 from bascule.upstream.admission import Admission
 from bascule.upstream.retry_policy import Kind
 from bascule.upstream.target import Target
@@ -541,24 +540,23 @@ class ClientConnection(asyncio.Protocol):
         if not access_log.enabled:
             return
         plan = self.plan
-        connect = self.connect_seconds
         source = self.error_source
-        access_log.write_fields(
-            f',"client":{json_bytes(self.client_ip)},"protocol":"tcp",'
-            f'"listener":{json.dumps(ctx.name)},"server_name":{_text(self.server_name)},'
-            f'"upstream":{_text(plan.upstream.name if plan is not None else None)},'
-            f'"target":{_text(self.chosen.name if self.chosen is not None else None)},'
-            f'"bytes_in":{self.bytes_in},"bytes_out":{self.bytes_out},'
-            f'"duration_us":{int((monotonic() - self.started) * 1e6)},'
-            f'"connect_us":{"null" if connect is None else int(connect * 1e6)},'
-            f'"closed_by":{_text(self.closed_by)},'
-            f'"error_source":{_text(source.value if source is not None else None)},'
-            f'"error":{_text(self.error)}}}\n'
+        access_log.write_connection(
+            ConnectionRecord(
+                client_ip=self.client_ip,
+                listener=ctx.name,
+                server_name=self.server_name,
+                upstream=plan.upstream.name if plan is not None else None,
+                target=self.chosen.name if self.chosen is not None else None,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                seconds=monotonic() - self.started,
+                connect_seconds=self.connect_seconds,
+                closed_by=self.closed_by,
+                error_source=source.value if source is not None else None,
+                error=self.error,
+            )
         )
-
-
-def _text(value: str | None) -> str:
-    return "null" if value is None else json.dumps(value)
 
 
 def _no_target(upstream: str, failure: str, admission: Admission | None) -> str:

@@ -5,7 +5,8 @@ Two formats: a JSON object per line (the default), or nginx's and Apache's "comb
 formatted by hand from pieces that are made once and reused (the client of a connection,
 the route/upstream/target of an exchange). Exchanges reach the log in batches, once the
 listener's metrics have counted them (`ListenerMetrics.settle`: at most 0.5 s after they
-end), and each batch is written at once; other lines (a tcp connection's) are buffered and
+end), and each batch is written at once; a tcp connection's line (`ConnectionRecord`, in
+either format) is buffered and
 written when FLUSH_LINES are waiting, or FLUSH_INTERVAL after the first. The timestamp
 string is formatted once per second. Durations are whole microseconds. A log file is reopened on
 `reopen()` (SIGUSR1), after logrotate has moved it.
@@ -19,6 +20,7 @@ import logging
 import re
 import sys
 import time
+from dataclasses import dataclass
 from time import monotonic
 from typing import IO, TYPE_CHECKING, Final
 
@@ -54,6 +56,38 @@ def _combined_text(text: str) -> str:
     if _COMBINED_UNSAFE.search(text) is None:
         return text
     return _COMBINED_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02X}", text)
+
+
+def _json(value: str | None) -> str:
+    return "null" if value is None else json.dumps(value)
+
+
+# What the status of a tcp connection's combined line says, as nginx's stream module's
+# $status: completed, the client's fault (a bad PROXY header, no ClientHello in time), the
+# target's (connect failed, none available), Bascule's own.
+_CONNECTION_STATUS: Final = {None: 200, "downstream": 400, "upstream": 502, "internal": 500}
+
+
+@dataclass(slots=True, frozen=True)
+class ConnectionRecord:
+    """What the access log says of a tcp connection, when it ends."""
+
+    client_ip: bytes
+    listener: str
+    server_name: str | None  # with sni_routes: the name the ClientHello asked for
+    upstream: str | None
+    target: str | None
+    bytes_in: int
+    bytes_out: int
+    seconds: float
+    connect_seconds: float | None
+    closed_by: str | None  # "client", "target", "idle_timeout", ...
+    error_source: str | None  # "downstream", "upstream", "internal"; None: no error
+    error: str | None
+
+    @property
+    def status(self) -> int:
+        return _CONNECTION_STATUS.get(self.error_source, 500)
 
 
 def _quote(value: str | None) -> str:
@@ -211,17 +245,37 @@ class AccessLog:
         self._placements[(plan, ex.target)] = placement
         return placement
 
-    def write_fields(self, fields: str) -> None:
-        """A line that is not an exchange's (a tcp connection's): `fields` continues the
-        JSON object after its time, from a comma to the closing brace and newline."""
+    def write_connection(self, record: ConnectionRecord) -> None:
+        """A tcp connection's line, in the log's format."""
         if self._out is None:
             return
         now = time.time()
         second = int(now)
+        if self._combined:
+            if second != self._second:
+                self._second = second
+                self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+            request = f"TCP {record.listener} {record.target or '-'}"
+            self._append(
+                f"{record.client_ip.decode('latin-1')} - - [{self._stamp}] "
+                f'"{_combined_text(request)}" {record.status} {record.bytes_out} "-" "-"\n'
+            )
+            return
         if second != self._second:
             self._second = second
             self._stamp = time.strftime('{"time":"%Y-%m-%dT%H:%M:%S', time.gmtime(second))
-        self._append(f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}{fields}")
+        connect = record.connect_seconds
+        self._append(
+            f"{self._stamp}{_MILLISECONDS[int((now - second) * 1000)]}"
+            f',"client":{json_bytes(record.client_ip)},"protocol":"tcp",'
+            f'"listener":{json.dumps(record.listener)},"server_name":{_json(record.server_name)},'
+            f'"upstream":{_json(record.upstream)},"target":{_json(record.target)},'
+            f'"bytes_in":{record.bytes_in},"bytes_out":{record.bytes_out},'
+            f'"duration_us":{int(record.seconds * 1e6)},'
+            f'"connect_us":{"null" if connect is None else int(connect * 1e6)},'
+            f'"closed_by":{_json(record.closed_by)},'
+            f'"error_source":{_json(record.error_source)},"error":{_json(record.error)}}}\n'
+        )
 
     def flush(self) -> None:
         if self._handle is not None:
