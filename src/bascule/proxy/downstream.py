@@ -782,11 +782,8 @@ class DownstreamConnection(asyncio.Protocol):
         location = b"https://" + host
         if port != HTTPS_PORT:
             location += b":%d" % port
-        target = head.target
-        if target[:1] != b"/":  # absolute-form ("http://host/path?q"), or "*"
-            parts = target.split(b"/", 3)
-            target = b"/" + parts[3] if len(parts) == 4 and parts[1] == b"" else b"/"
-        location += target
+        target = head.target  # origin-form: the codec turned an absolute-form one into it
+        location += target if target[:1] == b"/" else b"/"  # `OPTIONS *`: the site's root
         status = 301 if head.method in (b"GET", b"HEAD") else 308
         self._respond(ex, status, b"", extra=b"\r\nLocation: " + location)
 
