@@ -926,6 +926,7 @@ def test_oversized_chunk_hiding_a_request_is_413_and_the_request_never_forwarded
         pytest.param(b"GET / HTTP/11", 400, id="version-without-dot"),
         pytest.param(b"GET / HTTPS/1.1", 400, id="https-protocol"),
         pytest.param(b"G(T / HTTP/1.1", 400, id="method-not-a-token"),
+        pytest.param(b"GET /\nHost:b HTTP/1.1", 400, id="lf-hidden-in-the-target"),
         pytest.param(b"GET / HTTP/2.0", 505, id="http2"),
         pytest.param(b"GET / HTTP/3.0", 505, id="http3"),
         pytest.param(b"GET / HTTP/1.2", 505, id="http12"),

@@ -102,6 +102,11 @@ SEEDS: dict[str, tuple[int, list[int], bytes]] = {
         b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\n\r\n"
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\ntunnel",
     ),
+    "lf_inside_request_line": (  # llhttp ends the line at the LF: the rest is a header
+        REQUEST,
+        [44],
+        b"POST /\nHost:p HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nhe\x00\x00",
+    ),
     "head_responses": (
         HEAD_RESPONSE,
         [39],

@@ -319,10 +319,12 @@ class RequestReader(_MessageReader):
 
     def on_headers_complete(self) -> None:
         # llhttp has validated the method (one it knows: it starts with a letter) and the
-        # target's bytes, not the spaces between the parts nor the CR or LF it skips first
+        # target's bytes, not the spaces between the parts, nor the CR or LF it skips first;
+        # and it ends the line at a bare LF, which must not hide in what we take as target
         raw = self._raw
-        parts = raw[: raw.find(b"\r\n")].split(b" ")
-        if len(parts) != 3 or not 65 <= raw[0] <= 90:
+        line_end = raw.find(b"\n") - 1  # where llhttp ended the line: at a LF, CR or not
+        parts = raw[:line_end].split(b" ")
+        if raw[line_end] != 13 or len(parts) != 3 or not 65 <= raw[0] <= 90:
             self._start_line(raw)
             raise HttpError(400, "malformed request line")
         method, target, protocol = parts

@@ -195,6 +195,11 @@ def feed_all(pieces: list[bytes], **limits: int):
         pytest.param(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="two-spaces"),
         pytest.param(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, id="space-after-version"),
         pytest.param(b"GET /x\r\n", 400, id="http-0.9-at-once"),
+        pytest.param(
+            b"POST /\nHost:p HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nhe\x00\x00",
+            400,
+            id="lf-inside-the-request-line",
+        ),
         pytest.param(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505, id="http-2.0"),
         pytest.param(b"FOO / HTTP/1.1\r\nHost: a\r\n\r\n", 501, id="unknown-method"),
         pytest.param(b"get / HTTP/1.1\r\nHost: a\r\n\r\n", 501, id="lower-case-method"),
