@@ -219,6 +219,10 @@ class _MessageReader:
             # Garbage is refused now, not at a timeout; and before a head is refused for its
             # size, so that the answer does not depend on where the reads stopped.
             seen = buf if end < 0 else buf[: end + 2]  # not the empty line: no head yet
+            if len(seen) > self._max_header_bytes:
+                # judged on the bytes a client sending one at a time would have been
+                # refused after, so that any split gets the same answer
+                seen = seen[: self._max_header_bytes + 1]
             if self._fed or self._start_line(seen):
                 self._parser.feed_data(seen[self._fed :] if self._fed else seen)
                 self._fed = len(seen)

@@ -192,6 +192,11 @@ def feed_all(pieces: list[bytes], **limits: int):
         pytest.param(b"\n\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="lf-then-crlfs"),
         pytest.param(b"\r\n\r\r\n", 400, id="crlf-then-bare-cr"),
         pytest.param(b"GET / HTTP/1.1\r\n\x01" + b"a" * 5000, 400, id="bad-byte-beats-size-limit"),
+        pytest.param(
+            b"GET /" + b"u" * 5000 + b"\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+            414,
+            id="line-judged-on-the-bytes-within-the-limit",
+        ),
         pytest.param(b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400, id="two-spaces"),
         pytest.param(b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400, id="space-after-version"),
         pytest.param(b"GET /x\r\n", 400, id="http-0.9-at-once"),
