@@ -69,9 +69,9 @@ class ChunkedBody:
         self._total = 0  # data bytes announced so far
         self._trailer_bytes = 0
 
-    def feed(self, data: bytes, start: int = 0) -> int:
-        """Decode `data[start:]`: -1 if the body goes on, else the offset just past its end."""
-        pos = start
+    def feed(self, data: bytes) -> int:
+        """Decode `data`: -1 if the body goes on, else the offset just past its end."""
+        pos = 0
         size = len(data)
         while pos < size:
             state = self._state
